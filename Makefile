@@ -1,0 +1,56 @@
+# The two README commands: `make run` and `make test`.
+# Both create .venv with Python 3.13 when it is missing and install the project.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.13 python3; do \
+	  if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 13))' 2>/dev/null; \
+	  then command -v $$p; break; fi; done)
+VENV := .venv
+VPY := $(VENV)/bin/python
+PEERS := sip-tester baresip-core linphone-cli tshark kamailio kamailio-tls-modules \
+	libxml2-utils openssl socat iproute2
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast lint peers bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PYTHON)" || { echo "make: Python >= 3.13 is required (python3.13 not found)" >&2; exit 1; }
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --quiet --upgrade pip
+	$(VPY) -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: $(VENV)/.installed
+	$(VENV)/bin/mrf serve
+
+# Debian test peers (../shared/oracles): installed when missing and we are root.
+peers:
+	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint socat ip; do \
+	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing test peers (missing:$$missing)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(PEERS) >/dev/null; \
+	  else echo "make: test peers missing:$$missing (run as root, or apt-get install $(PEERS))" >&2; exit 1; fi; \
+	fi
+
+# The whole suite runs inside a fresh network namespace when we are root, so the
+# peers' fixed ports cannot collide and nothing leaves loopback.
+test: $(VENV)/.installed peers
+	@if [ "$$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then \
+	  unshare -n bash -c 'ip link set lo up && exec $(VPY) -m pytest $(PYTEST_ARGS)'; \
+	else $(VPY) -m pytest $(PYTEST_ARGS); fi
+
+test-fast: $(VENV)/.installed
+	$(VPY) -m pytest -m 'not interop' $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed peers
+	unshare -n bash -c 'ip link set lo up && exec $(VPY) bench/sip_cps.py'
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache
