@@ -1,0 +1,348 @@
+"""Persistent conference data: SQLModel tables and :class:`ConferenceStore`.
+
+Tables: ``accounts`` (web/API users), ``conferences`` (name, owner, policy) and
+``authorized_participants`` (the per-conference authorized list with roles,
+TS 33.328 G.3.1).  Queries return the frozen snapshots of :mod:`focus.conference`
+and never leak sessions or rows.
+
+Works on SQLite (a file, or in memory) and on PostgreSQL.  The only
+dialect-specific SQL is the SQLite connection set-up: ``journal_mode=WAL`` for a
+file, and ``foreign_keys=ON`` so that deleting a conference cascades to its
+authorized participants as it does on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import DateTime, Engine, Text, UniqueConstraint, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
+
+from focus.conference import (
+    AuthorizedEntry,
+    ConferenceExists,
+    ConferenceInfo,
+    ConferenceNotFound,
+    ConferencePolicy,
+    InvalidInput,
+    StoreError,
+    coerce_participants,
+    normalize_aor,
+    validate_conference_name,
+)
+
+__all__ = [
+    "Account",
+    "AuthorizedEntry",
+    "AuthorizedParticipant",
+    "Conference",
+    "ConferenceExists",
+    "ConferenceInfo",
+    "ConferenceNotFound",
+    "ConferencePolicy",
+    "ConferenceStore",
+    "InvalidInput",
+    "StoreError",
+    "normalize_aor",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Account(SQLModel, table=True):
+    """A web/API account: a conference creator, or an administrator."""
+
+    __tablename__ = "accounts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True, index=True)
+    password_hash: str = Field(sa_type=Text)
+    is_admin: bool = False
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
+
+
+class Conference(SQLModel, table=True):
+    """A conference and its policy (``key_modes`` is a JSON list in a text column)."""
+
+    __tablename__ = "conferences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True, index=True)
+    owner_id: int | None = Field(default=None, foreign_key="accounts.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
+    allow_anonymous: bool = False
+    require_media_security: bool = True
+    key_modes: str = Field(default='["sdes", "fingerprint"]', sa_type=Text)
+    notify_protection: str = Field(default="optional", max_length=16)
+    chair_uri: str | None = Field(default=None, sa_type=Text)
+
+
+class AuthorizedParticipant(SQLModel, table=True):
+    """One entry of a conference's authorized list (``uri`` is a normalised AOR)."""
+
+    __tablename__ = "authorized_participants"
+    __table_args__ = (UniqueConstraint("conference_id", "uri", name="uq_participant_uri"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conference_id: int = Field(foreign_key="conferences.id", ondelete="CASCADE", index=True)
+    uri: str = Field(sa_type=Text)
+    role: str = Field(default="participant", max_length=16)
+    use_mikey: bool = False
+
+
+def _policy_columns(policy: ConferencePolicy) -> dict[str, Any]:
+    return {
+        "allow_anonymous": policy.allow_anonymous,
+        "require_media_security": policy.require_media_security,
+        "key_modes": json.dumps(list(policy.key_modes)),
+        "notify_protection": policy.notify_protection,
+        "chair_uri": policy.chair_uri,
+    }
+
+
+def _policy_of(row: Conference) -> ConferencePolicy:
+    return ConferencePolicy(
+        allow_anonymous=row.allow_anonymous,
+        require_media_security=row.require_media_security,
+        key_modes=tuple(json.loads(row.key_modes)),
+        notify_protection=row.notify_protection,
+        chair_uri=row.chair_uri,
+    )
+
+
+def _snapshot(row: Conference, entries: Iterable[AuthorizedParticipant]) -> ConferenceInfo:
+    assert row.id is not None
+    return ConferenceInfo(
+        id=row.id,
+        name=row.name,
+        owner_id=row.owner_id,
+        policy=_policy_of(row),
+        participants=tuple(AuthorizedEntry(e.uri, e.role, e.use_mikey) for e in entries),
+        created_at=_aware(row.created_at),
+        updated_at=_aware(row.updated_at),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+    finally:
+        cursor.close()
+
+
+def make_engine(database_url: str) -> Engine:
+    """An engine for ``database_url``; SQLite files get their directory created."""
+    try:
+        url = make_url(database_url)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"invalid database URL {database_url!r}: {exc}") from exc
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
+    if url.database in (None, "", ":memory:"):
+        kwargs["poolclass"] = StaticPool  # one shared in-memory database
+    else:
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+class ConferenceStore:
+    """Conference CRUD over one database; thread-safe, one session per call."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = make_engine(database_url)
+
+    def __enter__(self) -> ConferenceStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def create_all(self) -> None:
+        """Create the tables that do not exist yet."""
+        SQLModel.metadata.create_all(self.engine)
+
+    def create_conference(
+        self,
+        name: str,
+        participants: Iterable[object] = (),
+        *,
+        allow_anonymous: bool | None = None,
+        owner_id: int | None = None,
+        policy: ConferencePolicy | None = None,
+    ) -> ConferenceInfo:
+        """Create ``name`` with its authorized list; :class:`ConferenceExists` if taken.
+
+        ``policy`` defaults to :class:`ConferencePolicy`; ``allow_anonymous``, when
+        given, overrides its field of that name.
+        """
+        validate_conference_name(name)
+        entries = coerce_participants(participants)
+        policy = policy or ConferencePolicy()
+        if allow_anonymous is not None:
+            policy = policy.updated(allow_anonymous=allow_anonymous)
+        row = Conference(name=name, owner_id=owner_id, **_policy_columns(policy))
+        with Session(self.engine) as session:
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                raise self._integrity(exc, name) from None
+            assert row.id is not None
+            session.add_all(self._rows(row.id, entries))
+            session.commit()
+            session.refresh(row)
+            info = _snapshot(row, self._entries(session, row.id))
+        logger.info("conference created: %s (%d authorized)", name, len(entries))
+        return info
+
+    def get_conference(self, name: str) -> ConferenceInfo | None:
+        """The conference called ``name``, or ``None``."""
+        with Session(self.engine) as session:
+            row = session.exec(select(Conference).where(Conference.name == name)).first()
+            return None if row is None else self._load(session, row)
+
+    def get_conference_by_id(self, conference_id: int) -> ConferenceInfo | None:
+        """The conference with that id (the REST API's key), or ``None``."""
+        with Session(self.engine) as session:
+            row = session.get(Conference, conference_id)
+            return None if row is None else self._load(session, row)
+
+    def list_conferences(self, owner_id: int | None = None) -> list[ConferenceInfo]:
+        """Every conference (or only ``owner_id``'s), ordered by name."""
+        with Session(self.engine) as session:
+            query = select(Conference).order_by(col(Conference.name))
+            if owner_id is not None:
+                query = query.where(Conference.owner_id == owner_id)
+            rows = list(session.exec(query))
+            ids = [row.id for row in rows]
+            everyone = session.exec(
+                select(AuthorizedParticipant)
+                .where(col(AuthorizedParticipant.conference_id).in_(ids))
+                .order_by(col(AuthorizedParticipant.id))
+            )
+            by_conference: dict[int, list[AuthorizedParticipant]] = {}
+            for entry in everyone:
+                by_conference.setdefault(entry.conference_id, []).append(entry)
+            return [_snapshot(row, by_conference.get(row.id or 0, [])) for row in rows]
+
+    def delete_conference(self, name: str) -> bool:
+        """Delete ``name`` and its authorized list; ``False`` when there was none."""
+        with Session(self.engine) as session:
+            row = session.exec(select(Conference).where(Conference.name == name)).first()
+            if row is None:
+                return False
+            session.exec(
+                delete(AuthorizedParticipant).where(
+                    col(AuthorizedParticipant.conference_id) == row.id
+                )
+            )
+            session.delete(row)
+            session.commit()
+        logger.info("conference deleted: %s", name)
+        return True
+
+    def set_participants(self, name: str, participants: Iterable[object]) -> ConferenceInfo:
+        """Replace the authorized list of ``name``."""
+        entries = coerce_participants(participants)
+        with Session(self.engine) as session:
+            row = self._require(session, name)
+            assert row.id is not None
+            session.exec(
+                delete(AuthorizedParticipant).where(
+                    col(AuthorizedParticipant.conference_id) == row.id
+                )
+            )
+            session.add_all(self._rows(row.id, entries))
+            row.updated_at = _utcnow()
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return self._load(session, row)
+
+    def update_policy(self, name: str, **fields: object) -> ConferenceInfo:
+        """Change policy fields of ``name`` (validated by :class:`ConferencePolicy`)."""
+        with Session(self.engine) as session:
+            row = self._require(session, name)
+            policy = _policy_of(row).updated(**fields)
+            for column, value in _policy_columns(policy).items():
+                setattr(row, column, value)
+            row.updated_at = _utcnow()
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return self._load(session, row)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    @staticmethod
+    def _rows(
+        conference_id: int, entries: Iterable[AuthorizedEntry]
+    ) -> list[AuthorizedParticipant]:
+        return [
+            AuthorizedParticipant(
+                conference_id=conference_id, uri=e.uri, role=e.role, use_mikey=e.use_mikey
+            )
+            for e in entries
+        ]
+
+    @staticmethod
+    def _entries(session: Session, conference_id: int) -> list[AuthorizedParticipant]:
+        query = (
+            select(AuthorizedParticipant)
+            .where(AuthorizedParticipant.conference_id == conference_id)
+            .order_by(col(AuthorizedParticipant.id))
+        )
+        return list(session.exec(query))
+
+    def _load(self, session: Session, row: Conference) -> ConferenceInfo:
+        assert row.id is not None
+        return _snapshot(row, self._entries(session, row.id))
+
+    @staticmethod
+    def _require(session: Session, name: str) -> Conference:
+        row = session.exec(select(Conference).where(Conference.name == name)).first()
+        if row is None:
+            raise ConferenceNotFound(f"no conference named {name!r}")
+        return row
+
+    @staticmethod
+    def _integrity(exc: IntegrityError, name: str) -> StoreError:
+        text = str(exc.orig).lower()
+        if "unique" in text or "duplicate" in text:
+            return ConferenceExists(f"a conference named {name!r} exists already")
+        if "foreign key" in text:
+            return InvalidInput("owner_id does not name an existing account")
+        return StoreError(f"cannot store conference {name!r}: {exc.orig}")

@@ -1,0 +1,388 @@
+"""Process settings: embedded defaults, a TOML file, then ``MRF_*`` environment variables.
+
+Precedence is defaults < file < environment.  Every value is validated once, at
+start, and a bad one raises :class:`SettingsError` naming where it came from
+(``mrf.toml: sip.port: ...`` or ``MRF_SIP_PORT: ...``) and what is wrong with it.
+Unknown keys in the file are rejected with a did-you-mean suggestion.
+
+The defaults listen on loopback only (see ``docs/configuration.md`` and the
+interfaces contract); listening anywhere else is an explicit setting, and
+:meth:`Settings.non_loopback_listeners` lets the server warn about it.
+
+Relative paths (``data_dir``, ``tls.keylog_file``, SQLite file names) are relative
+to the current directory.  When ``database_url`` is not set it follows
+``data_dir``: ``sqlite:///<data_dir>/mrf.db``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import logging
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+logger = logging.getLogger(__name__)
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_DATA_DIR = Path("var")
+MIN_MESSAGE_SIZE = 1500  # RFC 3261 §18.1.1: a request within 200 bytes of a 1500-byte MTU
+MAX_MESSAGE_SIZE = 1 << 20
+
+
+class SettingsError(ValueError):
+    """A setting is missing its file, malformed, unknown or out of range."""
+
+
+@dataclass(frozen=True, slots=True)
+class SipSettings:
+    """SIP listeners (UDP+TCP on ``port``, TLS on ``tls_port``; 0 = ephemeral)."""
+
+    host: str = "127.0.0.1"
+    port: int = 5060
+    tls_port: int = 5061
+    domain: str = "127.0.0.1"
+    trusted_proxies: tuple[str, ...] = ()
+    max_message_size: int = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class WebSettings:
+    """The web UI and REST API listener."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True, slots=True)
+class MediaSettings:
+    """Media plane address and the RTP/RTCP port range (inclusive, starts even)."""
+
+    host: str = "127.0.0.1"
+    rtp_ports: tuple[int, int] = (40000, 40999)
+
+
+@dataclass(frozen=True, slots=True)
+class MsrpSettings:
+    """MSRP over TLS listener port (0 = ephemeral)."""
+
+    port: int = 2855
+
+
+@dataclass(frozen=True, slots=True)
+class BfcpSettings:
+    """BFCP over TLS listener port (0 = ephemeral)."""
+
+    port: int = 2856
+
+
+@dataclass(frozen=True, slots=True)
+class KmsSettings:
+    """KMS location; a URL other than the embedded one's disables the embedded KMS."""
+
+    url: str = "http://127.0.0.1:8090/kms"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """Opt-in TLS debugging: NSS key-log file (off by default, house style §5)."""
+
+    keylog_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The one settings object of an ``mrf`` process."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str = "sqlite:///var/mrf.db"
+    log_level: str = "INFO"
+    sip: SipSettings = field(default_factory=SipSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    msrp: MsrpSettings = field(default_factory=MsrpSettings)
+    bfcp: BfcpSettings = field(default_factory=BfcpSettings)
+    kms: KmsSettings = field(default_factory=KmsSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+
+    def non_loopback_listeners(self) -> tuple[str, ...]:
+        """``("sip.host=0.0.0.0", ...)`` for every listener address not on loopback."""
+        hosts = {"sip.host": self.sip.host, "web.host": self.web.host}
+        hosts["media.host"] = self.media.host
+        return tuple(
+            f"{key}={host}"
+            for key, host in hosts.items()
+            if not ipaddress.ip_address(host).is_loopback
+        )
+
+
+# --- validators: (label, raw value) -> clean value -------------------------------------
+
+Validator = Callable[[str, object], object]
+
+
+def _integer(label: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(f"{label}: must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise SettingsError(f"{label}: must be in {low}..{high}, got {value}")
+    return value
+
+
+def _string(label: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError(f"{label}: must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _listen_port(label: str, value: object) -> int:
+    return _integer(label, value, 0, 65535)
+
+
+def _message_size(label: str, value: object) -> int:
+    return _integer(label, value, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE)
+
+
+def _ip(label: str, value: object) -> str:
+    text = _string(label, value)
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise SettingsError(f"{label}: not an IP address: {text!r}") from None
+
+
+def _ip_list(label: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise SettingsError(f"{label}: must be a list of IP addresses, got {value!r}")
+    return tuple(dict.fromkeys(_ip(f"{label}[{i}]", item) for i, item in enumerate(value)))
+
+
+_HOSTNAME = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?\.?"
+)
+
+
+def _domain(label: str, value: object) -> str:
+    """RFC 3261 §25.1 ``host``: hostname, IPv4 or IPv6 (stored as a URI host, bracketed)."""
+    text = _string(label, value).lower()
+    try:
+        address = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        if len(text) > 253 or not _HOSTNAME.fullmatch(text):
+            raise SettingsError(f"{label}: not a host name or IP address: {text!r}") from None
+        return text.rstrip(".")
+    return f"[{address}]" if address.version == 6 else str(address)
+
+
+def _rtp_ports(label: str, value: object) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise SettingsError(f"{label}: must be [first, last], got {value!r}")
+    first = _integer(f"{label}[0]", value[0], 1, 65535)
+    last = _integer(f"{label}[1]", value[1], 1, 65535)
+    if first % 2:
+        raise SettingsError(
+            f"{label}: must start on an even port (RTP even, RTCP odd), got {first}"
+        )
+    if last <= first:
+        raise SettingsError(f"{label}: needs at least 2 ports, first < last, got {first}-{last}")
+    return (first, last)
+
+
+def _url(label: str, value: object) -> str:
+    text = _string(label, value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(
+            f"{label}: must be an http:// or https:// URL with a host, got {text!r}"
+        )
+    try:
+        parts.port  # noqa: B018  (validates the port)
+    except ValueError:
+        raise SettingsError(f"{label}: bad port in URL {text!r}") from None
+    return text
+
+
+_DATABASE_URL = re.compile(r"(sqlite|postgresql)(\+[a-z0-9_]+)?://.*", re.DOTALL)
+
+
+def _database_url(label: str, value: object) -> str:
+    text = _string(label, value)
+    if not _DATABASE_URL.fullmatch(text):
+        scheme = text.split(":", 1)[0]
+        raise SettingsError(
+            f"{label}: scheme must be sqlite:// or postgresql:// (with an optional +driver), "
+            f"got {scheme!r}"
+        )
+    return text
+
+
+def _log_level(label: str, value: object) -> str:
+    text = _string(label, value).upper()
+    if text not in LOG_LEVELS:
+        raise SettingsError(f"{label}: must be one of {', '.join(LOG_LEVELS)}, got {value!r}")
+    return text
+
+
+def _path(label: str, value: object) -> Path:
+    return Path(_string(label, value)).expanduser()
+
+
+def _optional_path(label: str, value: object) -> Path | None:
+    if isinstance(value, str) and not value.strip():
+        return None
+    return _path(label, value)
+
+
+KEYS: dict[str, Validator] = {
+    "data_dir": _path,
+    "database_url": _database_url,
+    "log_level": _log_level,
+    "sip.host": _ip,
+    "sip.port": _listen_port,
+    "sip.tls_port": _listen_port,
+    "sip.domain": _domain,
+    "sip.trusted_proxies": _ip_list,
+    "sip.max_message_size": _message_size,
+    "web.host": _ip,
+    "web.port": _listen_port,
+    "media.host": _ip,
+    "media.rtp_ports": _rtp_ports,
+    "msrp.port": _listen_port,
+    "bfcp.port": _listen_port,
+    "kms.url": _url,
+    "tls.keylog_file": _optional_path,
+}
+SECTIONS = frozenset(key.split(".")[0] for key in KEYS if "." in key)
+
+
+# --- environment: text -> raw value, then the same validators ---------------------------
+
+
+def _env_text(name: str, text: str) -> object:
+    return text
+
+
+def _env_int(name: str, text: str) -> object:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise SettingsError(f"{name}: must be an integer, got {text!r}") from None
+
+
+def _env_list(name: str, text: str) -> object:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _env_range(name: str, text: str) -> object:
+    first, dash, last = text.strip().partition("-")
+    if not dash:
+        raise SettingsError(f"{name}: must look like 40000-40999, got {text!r}")
+    return [_env_int(name, first), _env_int(name, last)]
+
+
+ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
+    f"MRF_{key.replace('.', '_').upper()}": (key, convert)
+    for key, convert in {
+        "data_dir": _env_text,
+        "database_url": _env_text,
+        "log_level": _env_text,
+        "sip.host": _env_text,
+        "sip.port": _env_int,
+        "sip.tls_port": _env_int,
+        "sip.domain": _env_text,
+        "sip.trusted_proxies": _env_list,
+        "sip.max_message_size": _env_int,
+        "web.host": _env_text,
+        "web.port": _env_int,
+        "media.host": _env_text,
+        "media.rtp_ports": _env_range,
+        "msrp.port": _env_int,
+        "bfcp.port": _env_int,
+        "kms.url": _env_text,
+        "tls.keylog_file": _env_text,
+    }.items()
+}
+# MRF_* variables read elsewhere (not settings); anything else is probably a typo.
+OTHER_ENVIRONMENT = frozenset({"MRF_ADMIN_PASSWORD"})
+
+
+def _unknown(key: str, label: str) -> SettingsError:
+    guess = difflib.get_close_matches(key, list(KEYS), n=1, cutoff=0.6)
+    hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+    return SettingsError(f"{label}: unknown setting {key!r}{hint}")
+
+
+def _read_file(path: Path) -> dict[str, tuple[str, object]]:
+    """Flatten the TOML document to ``{"sip.port": (label, value)}``."""
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise SettingsError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: invalid TOML: {exc}") from None
+    flat: dict[str, tuple[str, object]] = {}
+    for key, value in document.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise SettingsError(f"{path}: {key}: must be a table ([{key}])")
+            items = [(f"{key}.{sub}", item) for sub, item in value.items()]
+        else:
+            items = [(key, value)]
+        for dotted, item in items:
+            if dotted not in KEYS:
+                raise _unknown(dotted, str(path))
+            flat[dotted] = (f"{path}: {dotted}", item)
+    return flat
+
+
+def _read_environment(environ: Mapping[str, str]) -> dict[str, tuple[str, object]]:
+    flat: dict[str, tuple[str, object]] = {}
+    for name, text in environ.items():
+        if name in ENVIRONMENT:
+            key, convert = ENVIRONMENT[name]
+            flat[key] = (name, convert(name, text))
+        elif name.startswith("MRF_") and name not in OTHER_ENVIRONMENT:
+            guess = difflib.get_close_matches(name, list(ENVIRONMENT), n=1, cutoff=0.8)
+            hint = f" (did you mean {guess[0]}?)" if guess else ""
+            logger.warning("ignoring unknown environment variable %s%s", name, hint)
+    return flat
+
+
+def _build(values: dict[str, object]) -> Settings:
+    """Assemble the frozen dataclasses from validated ``{"sip.port": 5060}`` values."""
+    sections: dict[str, dict[str, object]] = {name: {} for name in SECTIONS}
+    top: dict[str, object] = {}
+    for key, value in values.items():
+        section, _, name = key.rpartition(".")
+        (sections[section] if section else top)[name] = value
+    data_dir = top.get("data_dir", DEFAULT_DATA_DIR)
+    assert isinstance(data_dir, Path)
+    top.setdefault("database_url", f"sqlite:///{data_dir / 'mrf.db'}")
+    return Settings(
+        **top,  # type: ignore[arg-type]
+        sip=SipSettings(**sections["sip"]),  # type: ignore[arg-type]
+        web=WebSettings(**sections["web"]),  # type: ignore[arg-type]
+        media=MediaSettings(**sections["media"]),  # type: ignore[arg-type]
+        msrp=MsrpSettings(**sections["msrp"]),  # type: ignore[arg-type]
+        bfcp=BfcpSettings(**sections["bfcp"]),  # type: ignore[arg-type]
+        kms=KmsSettings(**sections["kms"]),  # type: ignore[arg-type]
+        tls=TlsSettings(**sections["tls"]),  # type: ignore[arg-type]
+    )
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] = os.environ
+) -> Settings:
+    """Defaults, then the TOML file at ``path`` (if given), then ``MRF_*`` from ``environ``."""
+    raw = _read_file(Path(path)) if path is not None else {}
+    raw.update(_read_environment(environ))
+    values = {key: KEYS[key](label, value) for key, (label, value) in raw.items()}
+    return _build(values)
