@@ -1,0 +1,489 @@
+"""Offer/answer (RFC 3264) for the conference focus, with SDES keying (RFC 4568).
+
+The focus is always the answerer for dial-in. Two pure steps::
+
+    plan = plan_answer(offer, policy, previous=None)   # decide, draw fresh keys
+    answer = build_answer(offer, plan, local_host="192.0.2.1",
+                          ports={0: 40000}, session_id=sid, session_version=1)
+
+``plan_answer(offer: SdpSession, policy: SdpFocusPolicy = SdpFocusPolicy(),
+previous: SdpAnswerPlan | None = None) -> SdpAnswerPlan`` returns one
+``SdpStreamPlan`` per offered m-line, in offer order (RFC 3264 §6). Rules:
+
+- audio on RTP/SAVP or RTP/SAVPF with at least one acceptable ``a=crypto`` is
+  accepted with the first acceptable line in offer order (the offerer's
+  preference, RFC 4568 §5.1.1). A line is skipped when its suite is not in
+  ``policy.suites``, it has more than one master key, a non-``inline`` key
+  method, an MKI while ``policy.accept_mki`` is off, or a session parameter
+  we do not implement: UNENCRYPTED_SRTP, UNENCRYPTED_SRTCP,
+  UNAUTHENTICATED_SRTP, KDR, FEC_KEY or an unknown one (WSH and FEC_ORDER are
+  harmless hints). Malformed crypto lines are skipped, not fatal.
+- audio on RTP/AVP(F) with ``a=crypto`` is Opportunistic SRTP (RFC 8643): we
+  answer RTP/AVP with a crypto line and use SRTP. Plain RTP/AVP without crypto
+  is accepted only when ``policy.require_security`` is False.
+- everything else gets port 0: video, application, message (MSRP), TCP,
+  UDP/TLS (DTLS-SRTP), and offers keyed only by ``a=key-mgmt`` (MIKEY-TICKET is
+  not implemented here; ``SUPPORTED_KEY_MODES`` is ``{"sdes"}``). At most
+  ``policy.max_audio_streams`` audio streams are accepted.
+- codecs: the offered payload types matching ``policy.codecs`` (PCMU/8000 and
+  PCMA/8000 by default; static types need no rtpmap, RFC 3551 §6) plus the
+  first ``telephone-event/8000`` type (RFC 4733), all in offer order with the
+  offer's numbers (RFC 3264 §6.1). The first one is the preferred send codec.
+- direction (RFC 3264 §6.1): sendonly→recvonly, recvonly→sendonly,
+  inactive→inactive, sendrecv→sendrecv. Legacy hold ``c=0.0.0.0``
+  (RFC 3264 §8.4) counts as "the offerer will not receive": sendrecv is
+  treated as sendonly and recvonly as inactive. ``on_hold`` is set for
+  ``c=0.0.0.0``, sendonly and inactive offers.
+- ``SdpRemoteError(488, reason)`` when no audio stream is acceptable;
+  ``SdpRemoteError(400, reason)`` for a malformed offer (bad rtpmap, missing
+  ``c=``, two direction attributes...).
+
+Keys: every plan draws a fresh local master key and salt per accepted stream
+with ``generate_key_salt`` (secrets.token_bytes), so two participants (or two
+answers) never share a key. Re-offers (re-INVITE, RFC 3264 §8): pass the
+``previous`` plan. A new local key is still generated for every answer, which
+RFC 4568 §7.1.4 allows; the media plane must install the new outbound key and
+the offer's (possibly unchanged) inbound key. ``previous`` is used to keep the
+previously chosen crypto line (same tag and suite) when it is still offered,
+to refuse an m-line count that shrinks (RFC 3264 §8) and to refuse a
+downgrade of a secured stream to plain RTP. Our answer never carries an MKI
+(each direction's key parameters are independent, RFC 4568 §6.1); the
+offerer's MKI is reported as ``crypto.remote_mki``: its SRTP packets carry it.
+
+``build_answer(offer, plan, *, local_host, ports, session_id, session_version,
+username="mrf", rtcp_ports=None) -> SdpSession`` writes the answer: same
+m-lines in the same order; rejected ones keep the offer's proto and formats
+with port 0; accepted audio gets our payload types with rtpmaps, the
+telephone-event fmtp ``0-15``, ``a=ptime``, the answer direction, ``a=rtcp``
+when our RTCP port is not RTP+1, ``a=rtcp-mux`` when agreed, and
+``a=crypto:<offer tag> <suite> inline:<base64 key||salt>``.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+from focus.sdp.attributes import (
+    SdpCrypto,
+    SdpDirection,
+    SdpRtpmap,
+    direction,
+    key_mgmts,
+    rtcp,
+    rtcp_mux,
+    rtpmaps,
+)
+from focus.sdp.sdes import SDES_SUITES, generate_key_salt
+from focus.sdp.session import (
+    SdpAttribute,
+    SdpConnection,
+    SdpLocalError,
+    SdpMedia,
+    SdpOrigin,
+    SdpRemoteError,
+    SdpSession,
+    SdpTiming,
+)
+
+__all__ = [
+    "DEFAULT_SUITES",
+    "SUPPORTED_KEY_MODES",
+    "SdpAnswerPlan",
+    "SdpCodec",
+    "SdpCryptoChoice",
+    "SdpFocusPolicy",
+    "SdpStreamPlan",
+    "build_answer",
+    "plan_answer",
+]
+
+SUPPORTED_KEY_MODES = frozenset({"sdes"})
+DEFAULT_SUITES = (
+    "AES_CM_128_HMAC_SHA1_80",
+    "AES_CM_128_HMAC_SHA1_32",
+    "AEAD_AES_128_GCM",
+    "AEAD_AES_256_GCM",
+)
+_SECURE_PROTOS = frozenset({"RTP/SAVP", "RTP/SAVPF"})
+_PLAIN_PROTOS = frozenset({"RTP/AVP", "RTP/AVPF"})
+_REFUSED_PARAMS = frozenset(
+    {"UNENCRYPTED_SRTP", "UNENCRYPTED_SRTCP", "UNAUTHENTICATED_SRTP", "KDR", "FEC_KEY"}
+)
+_HINT_PARAMS = frozenset({"WSH", "FEC_ORDER"})
+_TELEPHONE_EVENTS = "0-15"  # DTMF digits, RFC 4733 §3.2
+
+# RFC 3551 §6: static audio payload types usable without an rtpmap.
+_STATIC_AUDIO = {
+    0: SdpRtpmap(0, "PCMU", 8000),
+    3: SdpRtpmap(3, "GSM", 8000),
+    4: SdpRtpmap(4, "G723", 8000),
+    8: SdpRtpmap(8, "PCMA", 8000),
+    9: SdpRtpmap(9, "G722", 8000),
+    18: SdpRtpmap(18, "G729", 8000),
+}
+# RFC 3264 §6.1 answer directions.
+_ANSWER_DIRECTION = {
+    SdpDirection.SENDRECV: SdpDirection.SENDRECV,
+    SdpDirection.SENDONLY: SdpDirection.RECVONLY,
+    SdpDirection.RECVONLY: SdpDirection.SENDONLY,
+    SdpDirection.INACTIVE: SdpDirection.INACTIVE,
+}
+# RFC 3264 §8.4: c=0.0.0.0 means the offerer does not want to receive.
+_LEGACY_HOLD = {
+    SdpDirection.SENDRECV: SdpDirection.SENDONLY,
+    SdpDirection.RECVONLY: SdpDirection.INACTIVE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SdpCodec:
+    """An audio codec the mixer can use (RFC 4855 names, case-insensitive)."""
+
+    encoding: str
+    clock_rate: int
+    channels: int = 1
+
+
+PCMU = SdpCodec("PCMU", 8000)
+PCMA = SdpCodec("PCMA", 8000)
+
+
+@dataclass(frozen=True, slots=True)
+class SdpFocusPolicy:
+    """What the focus accepts; see the module docstring for the rules."""
+
+    require_security: bool = True
+    key_modes: frozenset[str] = SUPPORTED_KEY_MODES
+    suites: tuple[str, ...] = DEFAULT_SUITES
+    codecs: tuple[SdpCodec, ...] = (PCMU, PCMA)
+    telephone_event: bool = True
+    ptime: int = 20
+    max_audio_streams: int = 1
+    accept_mki: bool = True
+    accept_rtcp_mux: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.key_modes <= SUPPORTED_KEY_MODES:
+            raise SdpLocalError(f"unsupported key modes: {sorted(self.key_modes)}")
+        unknown = [s for s in self.suites if s not in SDES_SUITES]
+        if unknown:
+            raise SdpLocalError(f"unknown SRTP suites: {unknown}")
+        if not self.codecs or self.ptime <= 0 or self.max_audio_streams < 1:
+            raise SdpLocalError("policy needs codecs, a positive ptime and max_audio_streams")
+
+
+@dataclass(frozen=True, slots=True)
+class SdpCryptoChoice:
+    """The chosen ``a=crypto`` line and both directions' key material."""
+
+    tag: int
+    suite: str
+    remote_key_salt: bytes = field(repr=False)
+    local_key_salt: bytes = field(repr=False)
+    remote_mki: bytes | None = None
+    remote_lifetime: int | None = None
+
+    @property
+    def local_inline(self) -> str:
+        """``inline:<base64(key||salt)>`` (RFC 4568 §6.1), padded base64."""
+        return "inline:" + base64.b64encode(self.local_key_salt).decode("ascii")
+
+
+@dataclass(frozen=True, slots=True)
+class SdpStreamPlan:
+    """The decision for one offered m-line (``index`` counts from 0)."""
+
+    index: int
+    kind: str
+    accepted: bool
+    reason: str | None
+    proto: str
+    payload_types: list[int] = field(default_factory=list)
+    rtpmaps: list[SdpRtpmap] = field(default_factory=list)
+    telephone_event_pt: int | None = None
+    remote_host: str | None = None
+    remote_port: int = 0
+    remote_rtcp_host: str | None = None
+    remote_rtcp_port: int | None = None
+    direction_offer: SdpDirection = SdpDirection.SENDRECV
+    direction_answer: SdpDirection = SdpDirection.INACTIVE
+    on_hold: bool = False
+    rtcp_mux: bool = False
+    ptime: int = 20
+    crypto: SdpCryptoChoice | None = None
+    key_mode: str = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class SdpAnswerPlan:
+    streams: tuple[SdpStreamPlan, ...]
+
+    @property
+    def accepted(self) -> tuple[SdpStreamPlan, ...]:
+        return tuple(s for s in self.streams if s.accepted)
+
+
+class _StreamRejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def plan_answer(
+    offer: SdpSession,
+    policy: SdpFocusPolicy | None = None,
+    previous: SdpAnswerPlan | None = None,
+) -> SdpAnswerPlan:
+    """Decide the answer to ``offer``; raise ``SdpRemoteError(488)`` if no audio fits."""
+    policy = policy or SdpFocusPolicy()
+    if previous is not None and len(offer.media) < len(previous.streams):
+        raise SdpRemoteError(488, "re-offer removed m-lines (RFC 3264 §8)")
+    streams: list[SdpStreamPlan] = []
+    for index, media in enumerate(offer.media):
+        prev = previous.streams[index] if previous and index < len(previous.streams) else None
+        full = sum(s.accepted for s in streams) >= policy.max_audio_streams
+        try:
+            streams.append(_plan_audio(offer, index, media, policy, prev, full=full))
+        except _StreamRejected as exc:
+            streams.append(SdpStreamPlan(index, media.kind, False, exc.reason, media.proto))
+    if not any(s.accepted for s in streams):
+        reasons = "; ".join(f"m-line {s.index}: {s.reason}" for s in streams)
+        raise SdpRemoteError(488, f"no acceptable audio stream ({reasons or 'no m-lines'})")
+    return SdpAnswerPlan(tuple(streams))
+
+
+def _plan_audio(
+    offer: SdpSession,
+    index: int,
+    media: SdpMedia,
+    policy: SdpFocusPolicy,
+    prev: SdpStreamPlan | None,
+    *,
+    full: bool,
+) -> SdpStreamPlan:
+    if media.port == 0:
+        raise _StreamRejected("stream disabled in the offer (port 0)")
+    if media.kind != "audio":
+        raise _StreamRejected(f"{media.kind} streams are not supported")
+    if media.proto not in _SECURE_PROTOS | _PLAIN_PROTOS:
+        raise _StreamRejected(f"transport {media.proto} is not supported")
+    if media.port_count not in (None, 1):
+        raise _StreamRejected("layered port ranges are not supported")
+    if full:
+        raise _StreamRejected("no more audio streams accepted for this participant")
+    payload_types, maps, te_pt = _match_codecs(media, policy)
+    connection = offer.connection_for(media)
+    if connection is None:
+        raise SdpRemoteError(400, f"m-line {index} has no c= line (RFC 8866 §5.7)")
+    crypto = _plan_keying(offer, media, policy, prev)
+    offered = direction(media, offer)
+    effective = _LEGACY_HOLD.get(offered, offered) if connection.is_hold else offered
+    rtcp_host, rtcp_port, mux = _rtcp_target(media, connection, policy)
+    return SdpStreamPlan(
+        index=index,
+        kind=media.kind,
+        accepted=True,
+        reason=None,
+        proto=media.proto,
+        payload_types=payload_types,
+        rtpmaps=maps,
+        telephone_event_pt=te_pt,
+        remote_host=connection.address,
+        remote_port=media.port,
+        remote_rtcp_host=rtcp_host,
+        remote_rtcp_port=rtcp_port,
+        direction_offer=offered,
+        direction_answer=_ANSWER_DIRECTION[effective],
+        on_hold=connection.is_hold or offered in (SdpDirection.SENDONLY, SdpDirection.INACTIVE),
+        rtcp_mux=mux,
+        ptime=policy.ptime,
+        crypto=crypto,
+        key_mode="none" if crypto is None else "sdes",
+    )
+
+
+def _plan_keying(
+    offer: SdpSession, media: SdpMedia, policy: SdpFocusPolicy, prev: SdpStreamPlan | None
+) -> SdpCryptoChoice | None:
+    """SDES choice, or None for accepted plain RTP; raises ``_StreamRejected``."""
+    secure = media.proto in _SECURE_PROTOS
+    offered = media.get_attributes("crypto")
+    choice: SdpCryptoChoice | None = None
+    problems: list[str] = []
+    if offered and "sdes" in policy.key_modes:
+        choice, problems = _choose_crypto(offered, policy, prev)
+    if choice is not None:
+        return choice
+    if problems:
+        detail = "; ".join(problems)
+    elif offered:
+        detail = "SDES is disabled by policy"
+    elif key_mgmts(media, offer):
+        detail = "a=key-mgmt (MIKEY) keying is not supported"
+    else:
+        detail = "no a=crypto"
+    if secure or policy.require_security:
+        raise _StreamRejected(f"no acceptable keying for {media.proto}: {detail}")
+    if prev is not None and prev.key_mode != "none":
+        raise _StreamRejected("re-offer would downgrade a secured stream to plain RTP")
+    return None
+
+
+def _choose_crypto(
+    offered: list[SdpAttribute], policy: SdpFocusPolicy, prev: SdpStreamPlan | None
+) -> tuple[SdpCryptoChoice | None, list[str]]:
+    problems: list[str] = []
+    candidates: list[SdpCrypto] = []
+    tags: set[int] = set()
+    for attribute in offered:
+        try:
+            crypto = SdpCrypto.parse(attribute.value or "")
+        except SdpRemoteError as exc:
+            problems.append(f"malformed a=crypto ({exc.reason})")
+            continue
+        if crypto.tag in tags:
+            raise _StreamRejected(f"duplicate crypto tag {crypto.tag} (RFC 4568 §9.1)")
+        tags.add(crypto.tag)
+        problem = _crypto_problem(crypto, policy)
+        if problem:
+            problems.append(f"crypto:{crypto.tag} {problem}")
+        else:
+            candidates.append(crypto)
+    if not candidates:
+        return None, problems
+    chosen = candidates[0]
+    if prev is not None and prev.crypto is not None:
+        same = [c for c in candidates if (c.tag, c.suite) == (prev.crypto.tag, prev.crypto.suite)]
+        chosen = same[0] if same else chosen
+    key = chosen.keys[0]
+    return (
+        SdpCryptoChoice(
+            tag=chosen.tag,
+            suite=chosen.suite,
+            remote_key_salt=key.key_salt,
+            local_key_salt=generate_key_salt(chosen.suite),
+            remote_mki=key.mki,
+            remote_lifetime=key.lifetime,
+        ),
+        problems,
+    )
+
+
+def _crypto_problem(crypto: SdpCrypto, policy: SdpFocusPolicy) -> str | None:
+    if crypto.suite not in policy.suites:
+        return f"suite {crypto.suite} not supported"
+    if len(crypto.keys) != 1:
+        return "more than one master key is not supported"
+    key = crypto.keys[0]
+    if key.method != "inline":
+        return f"key method {key.method} not supported"
+    if key.mki_value is not None and not policy.accept_mki:
+        return "MKI not supported"
+    for param in crypto.session_params:
+        name = param.partition("=")[0]
+        if name in _REFUSED_PARAMS:
+            return f"session parameter {name} refused"
+        if name not in _HINT_PARAMS:
+            return f"unknown session parameter {name[:32]}"
+    return None
+
+
+def _match_codecs(
+    media: SdpMedia, policy: SdpFocusPolicy
+) -> tuple[list[int], list[SdpRtpmap], int | None]:
+    maps = rtpmaps(media)
+    payload_types: list[int] = []
+    chosen: list[SdpRtpmap] = []
+    te_pt: int | None = None
+    for fmt in media.formats:
+        if not fmt.isdigit() or len(fmt) > 3 or int(fmt) in payload_types:
+            continue
+        pt = int(fmt)
+        rtpmap = maps.get(pt) or _STATIC_AUDIO.get(pt)
+        if rtpmap is None:
+            continue
+        codec = any(rtpmap.matches(c.encoding, c.clock_rate, c.channels) for c in policy.codecs)
+        event = policy.telephone_event and te_pt is None and rtpmap.matches("telephone-event", 8000)
+        if codec or event:
+            payload_types.append(pt)
+            chosen.append(rtpmap)
+            te_pt = pt if event and not codec else te_pt
+    if all(pt == te_pt for pt in payload_types):
+        raise _StreamRejected("no common audio codec")
+    return payload_types, chosen, te_pt
+
+
+def _rtcp_target(
+    media: SdpMedia, connection: SdpConnection, policy: SdpFocusPolicy
+) -> tuple[str, int, bool]:
+    """RTCP destination: rtcp-mux (RFC 5761), a=rtcp (RFC 3605) or RTP port + 1."""
+    if policy.accept_rtcp_mux and rtcp_mux(media):
+        return connection.address, media.port, True
+    explicit = rtcp(media)
+    if explicit is not None:
+        host = explicit.connection.address if explicit.connection else connection.address
+        return host, explicit.port, False
+    if media.port >= 65535:
+        raise _StreamRejected("RTP port 65535 leaves no RTCP port")
+    return connection.address, media.port + 1, False
+
+
+def build_answer(
+    offer: SdpSession,
+    plan: SdpAnswerPlan,
+    *,
+    local_host: str,
+    ports: dict[int, int],
+    session_id: int,
+    session_version: int,
+    username: str = "mrf",
+    rtcp_ports: dict[int, int] | None = None,
+) -> SdpSession:
+    """Write the answer for ``plan`` (RFC 3264 §6); raises ``SdpLocalError`` on misuse."""
+    if len(plan.streams) != len(offer.media):
+        raise SdpLocalError("plan does not belong to this offer")
+    if session_id < 0 or session_version < 0 or not local_host or " " in local_host:
+        raise SdpLocalError("invalid origin values")
+    addrtype = "IP6" if ":" in local_host else "IP4"
+    media = [
+        _answer_media(stream, offer.media[stream.index], ports, rtcp_ports or {})
+        for stream in plan.streams
+    ]
+    timings = [SdpTiming(t.start, t.stop, list(t.repeats)) for t in offer.timings]
+    return SdpSession(
+        origin=SdpOrigin(username, session_id, session_version, local_host, addrtype),
+        name="-",
+        connection=SdpConnection(local_host, addrtype),
+        timings=timings or [SdpTiming()],
+        media=media,
+    )
+
+
+def _answer_media(
+    stream: SdpStreamPlan, offered: SdpMedia, ports: dict[int, int], rtcp_ports: dict[int, int]
+) -> SdpMedia:
+    if not stream.accepted:
+        return SdpMedia(offered.kind, 0, offered.proto, list(offered.formats))
+    port = ports.get(stream.index)
+    if port is None or not 0 < port <= 65535:
+        raise SdpLocalError(f"no valid local port for accepted m-line {stream.index}")
+    attributes = [SdpAttribute("rtpmap", str(m)) for m in stream.rtpmaps]
+    if stream.telephone_event_pt is not None:
+        attributes.append(SdpAttribute("fmtp", f"{stream.telephone_event_pt} {_TELEPHONE_EVENTS}"))
+    attributes += [
+        SdpAttribute("ptime", str(stream.ptime)),
+        SdpAttribute(stream.direction_answer.value),
+    ]
+    rtcp_port = rtcp_ports.get(stream.index)
+    if rtcp_port is not None and rtcp_port != port + 1 and not stream.rtcp_mux:
+        attributes.append(SdpAttribute("rtcp", str(rtcp_port)))
+    if stream.rtcp_mux:
+        attributes.append(SdpAttribute("rtcp-mux"))
+    if stream.crypto is not None:
+        crypto = stream.crypto
+        attributes.append(
+            SdpAttribute("crypto", f"{crypto.tag} {crypto.suite} {crypto.local_inline}")
+        )
+    formats = [str(pt) for pt in stream.payload_types]
+    return SdpMedia(offered.kind, port, stream.proto, formats, attributes=attributes)
