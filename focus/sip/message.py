@@ -478,6 +478,7 @@ class SipStreamParser:
         self._max_header_count = max_header_count
         self._max_line_size = max_line_size
         self._buffer = bytearray()
+        self.failed_data = b""
         self._scanned = 0
         self._pending: tuple[SipMessage, int, int] | None = None
         self._failed = False
@@ -493,6 +494,8 @@ class SipStreamParser:
                 messages.append(message)  # type: ignore[arg-type]
         except SipRemoteError:
             self._failed = True
+            # keep the start of the offending head so the adapter can still answer it
+            self.failed_data = bytes(self._buffer[: self._max_line_size * 2])
             self._buffer.clear()
             raise
         return messages
