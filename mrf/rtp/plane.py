@@ -1,0 +1,107 @@
+"""The media plane: allocates one `RtpStream` (even/odd UDP port pair) per
+participant stream from a configured port range on one host address.
+
+Ports are handed out round-robin from the range so that a pair released a
+moment ago is not reused at once (late packets of the old call then hit a
+closed port instead of the next participant).  A port held by another socket
+(EADDRINUSE) or forbidden (EACCES) is skipped.  Binding uses exactly the
+configured host, never a wildcard chosen here.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+
+from mrf.rtp.packet import RtpLocalError
+from mrf.rtp.stream import OnRtp, RtpStream
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_STREAMS = 256
+_SKIPPABLE = {errno.EADDRINUSE, errno.EACCES}
+
+
+class MediaPlaneError(RtpLocalError):
+    """No port pair could be allocated, or the plane is misconfigured/closed."""
+
+
+class MediaPlane:
+    """Owns every `RtpStream` bound on `host` within `rtp_ports` (inclusive)."""
+
+    def __init__(
+        self,
+        host: str,
+        rtp_ports: tuple[int, int] = (40000, 40999),
+        *,
+        max_streams: int = DEFAULT_MAX_STREAMS,
+        rtcp_interval: float = 5.0,
+    ):
+        try:
+            ipaddress.ip_address(host)
+        except ValueError as exc:
+            raise MediaPlaneError(f"media host must be an IP address, not {host!r}") from exc
+        lo, hi = rtp_ports
+        first = lo + lo % 2
+        if not 0 < lo <= hi <= 65535 or first + 1 > hi:
+            raise MediaPlaneError(f"RTP port range {lo}-{hi} holds no even/odd pair")
+        if max_streams < 1:
+            raise MediaPlaneError("max_streams must be at least 1")
+        self.host = host
+        self.rtp_ports = (lo, hi)
+        self.max_streams = max_streams
+        self.rtcp_interval = rtcp_interval
+        self._pairs = list(range(first, hi, 2))  # even RTP ports whose RTCP port fits
+        self._cursor = 0
+        self._streams: dict[int, RtpStream] = {}
+        self.closed = False
+
+    @property
+    def streams(self) -> list[RtpStream]:
+        return list(self._streams.values())
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    async def allocate(self, label: str, *, on_rtp: OnRtp | None = None) -> RtpStream:
+        """Bind a new stream on the next free port pair; `MediaPlaneError` if none."""
+        if self.closed:
+            raise MediaPlaneError("media plane is closed")
+        if len(self._streams) >= self.max_streams:
+            raise MediaPlaneError(f"stream cap of {self.max_streams} reached")
+        for _ in range(len(self._pairs)):
+            port = self._pairs[self._cursor]
+            self._cursor = (self._cursor + 1) % len(self._pairs)
+            if port in self._streams:
+                continue
+            stream = RtpStream(label, on_rtp=on_rtp, rtcp_interval=self.rtcp_interval)
+            try:
+                await stream.bind(self.host, port)
+            except OSError as exc:
+                if exc.errno not in _SKIPPABLE:
+                    raise MediaPlaneError(f"cannot bind {self.host}:{port}: {exc}") from exc
+                logger.debug("port pair %d/%d unavailable: %s", port, port + 1, exc)
+                continue
+            self._streams[port] = stream
+            return stream
+        raise MediaPlaneError(f"no free RTP port pair in {self.rtp_ports[0]}-{self.rtp_ports[1]}")
+
+    def release(self, stream: RtpStream) -> None:
+        """Close the stream (keys wiped, sockets closed) and free its port pair."""
+        if self._streams.get(stream.rtp_port) is stream:
+            del self._streams[stream.rtp_port]
+        stream.close()
+
+    def close(self) -> None:
+        """Release every stream; no allocation afterwards."""
+        self.closed = True
+        for stream in list(self._streams.values()):
+            self.release(stream)
+
+    async def wait_closed(self) -> None:
+        """Close and wait until every socket is really closed."""
+        streams = list(self._streams.values())
+        self.close()
+        for stream in streams:
+            await stream.wait_closed()
