@@ -161,6 +161,7 @@ class SdpFocusPolicy:
     ptime: int = 20
     max_audio_streams: int = 1
     accept_mki: bool = True
+    mki_suites: frozenset[str] | None = None  # suites whose MKI the media plane strips
     accept_rtcp_mux: bool = False
 
     def __post_init__(self) -> None:
@@ -380,6 +381,9 @@ def _crypto_problem(crypto: SdpCrypto, policy: SdpFocusPolicy) -> str | None:
         return f"key method {key.method} not supported"
     if key.mki_value is not None and not policy.accept_mki:
         return "MKI not supported"
+    if key.mki_value is not None and policy.mki_suites is not None:
+        if crypto.suite not in policy.mki_suites:
+            return f"MKI not supported with {crypto.suite}"
     for param in crypto.session_params:
         name = param.partition("=")[0]
         if name in _REFUSED_PARAMS:

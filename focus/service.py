@@ -1,0 +1,412 @@
+"""The conference focus: dial-in admission, offer/answer, call life cycle.
+
+The focus is the transaction user behind a :class:`~focus.endpoint.SipEndpoint`
+(RFC 3261 §8.2, RFC 4579 §5 "focus").  For an INVITE to ``sip:<name>@<domain>``:
+
+1. 404 when no conference has that name;
+2. the caller's identity (:func:`focus.policy.caller_identity`): P-Asserted-
+   Identity from trusted proxies only, else From; 403 for anonymous callers
+   unless the policy allows them, and for identities not on the authorized list
+   (TS 33.328 G.3.1) — *before* any key is drawn;
+3. offer/answer (:mod:`focus.sdp.offer_answer`): 488 when no offered audio
+   stream is acceptable (e.g. plain RTP while the policy requires security);
+4. per-participant, per-stream SRTP streams at the media plane, keyed with the
+   offerer's SDES key and a fresh key of ours; 200 OK with the answer.
+
+Re-INVITE re-runs offer/answer on the same streams (hold, new keys: old keys are
+wiped first), BYE ends the call and logs its ``media-summary`` lines, CANCEL
+before the answer gets the INVITE a 487, OPTIONS is answered with capabilities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from focus.call import CallState, FocusCall, MediaAllocator
+from focus.conference import ConferenceInfo
+from focus.endpoint import SipEndpoint, SipRequestTimeout, SipTransportFailure
+from focus.policy import admit, caller_identity
+from focus.sdp.offer_answer import (
+    SUPPORTED_KEY_MODES,
+    SdpAnswerPlan,
+    SdpFocusPolicy,
+    build_answer,
+    plan_answer,
+)
+from focus.sdp.session import SdpError, SdpRemoteError, SdpSession
+from focus.sip.dialog import AckTimedOut, dialog_from_uas, incoming_dialog_id, uri_address
+from focus.sip.message import (
+    SipRemoteError,
+    SipRequest,
+    SipResponse,
+    make_response,
+    validate_request,
+)
+from focus.sip.transaction import (
+    AckReceived,
+    CancelReceived,
+    RequestReceived,
+    TransactionTimedOut,
+)
+
+logger = logging.getLogger(__name__)
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+SUPPORTED_OPTIONS: frozenset[str] = frozenset()
+WARN_AGENT = "mrf"
+
+
+class ConferenceDirectory(Protocol):
+    """What the focus needs of the store: look a conference up by name."""
+
+    def get_conference(self, name: str) -> ConferenceInfo | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FocusConfig:
+    """The focus's settings (from ``mrf.settings``)."""
+
+    domain: str = "127.0.0.1"
+    trusted_proxies: frozenset[str] = frozenset()
+    max_calls: int = 2000
+    bye_timeout: float = 5.0
+    suites: tuple[str, ...] | None = None
+    mki_suites: frozenset[str] | None = None  # where the media plane handles an MKI
+
+
+@dataclass(slots=True)
+class FocusStats:
+    invites: int = 0
+    admitted: int = 0
+    refused: dict[int, int] = field(default_factory=dict)
+
+
+class FocusService:
+    """Implements :class:`focus.endpoint.SipHandler` for the conference focus."""
+
+    def __init__(
+        self, store: ConferenceDirectory, media: MediaAllocator, config: FocusConfig
+    ) -> None:
+        self.store = store
+        self.media = media
+        self.config = config
+        self.stats = FocusStats()
+        self._calls: dict[tuple[str, str, str], FocusCall] = {}
+        self._pending: dict[str, FocusCall] = {}  # INVITE server txn key -> call
+
+    # -- roster ------------------------------------------------------------------
+
+    @property
+    def calls(self) -> list[FocusCall]:
+        return list(self._calls.values())
+
+    def roster(self, conference: str) -> list[dict[str, object]]:
+        """Live participants of ``conference`` (by name), as roster entries."""
+        return [c.roster_entry() for c in self._calls.values() if c.conference.name == conference]
+
+    # -- SipHandler ----------------------------------------------------------------
+
+    async def handle_request(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
+        request = event.request
+        try:
+            validate_request(request, supported=SUPPORTED_OPTIONS)
+        except SipRemoteError as exc:  # RFC 3261 §8.2: refuse what we must not process
+            self._refuse(endpoint, event, exc.status, exc.reason, exc.headers)
+            return
+        if request.to_addr.tag:
+            await self._in_dialog(endpoint, event)
+        elif request.method == "INVITE":
+            await self._dial_in(endpoint, event)
+        elif request.method == "OPTIONS":
+            endpoint.respond(event.key, self._options(request))
+        elif request.method == "BYE":
+            self._refuse(endpoint, event, 481, "Call/Transaction Does Not Exist")
+        else:
+            self._refuse(endpoint, event, 405, "Method Not Allowed", [("Allow", ALLOW)])
+
+    def handle_ack(self, endpoint: SipEndpoint, event: AckReceived) -> None:
+        call = self._calls.get(incoming_dialog_id(event.request))
+        if call is not None:
+            call.log.debug("[%s] ACK received", call.call_id)
+
+    def handle_cancel(self, endpoint: SipEndpoint, event: CancelReceived) -> None:
+        call = self._pending.get(event.invite_key)
+        if call is None:
+            return
+        call.cancelled = True
+        call.log.info("[%s] CANCEL from %s before the answer", call.call_id, call.participant)
+
+    async def handle_timeout(
+        self, endpoint: SipEndpoint, event: TransactionTimedOut | AckTimedOut
+    ) -> None:
+        if isinstance(event, AckTimedOut):
+            call = self._calls.get(event.dialog.id)
+            if call is not None:
+                call.log.warning("[%s] no ACK for our 2xx: ending the call", call.call_id)
+                await self._hang_up(endpoint, call, reason="no ACK")
+
+    # -- dial-in -------------------------------------------------------------------
+
+    async def _dial_in(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
+        request, key = event.request, event.key
+        self.stats.invites += 1
+        refusal = self._check_request(request)
+        if refusal is not None:
+            self._refuse(endpoint, event, *refusal)
+            return
+        conference = self._lookup(request)
+        if conference is None:
+            self._refuse(endpoint, event, 404, "Conference Not Found")
+            return
+        identity = caller_identity(request, event.source.host, self.config.trusted_proxies)
+        decision = admit(
+            identity, conference.authorized(), allow_anonymous=conference.policy.allow_anonymous
+        )
+        if not decision.allowed:
+            logger.info(
+                "[%s] refused %s (%s) for %s: %d %s",
+                request.call_id, identity, identity.source, conference.name,
+                decision.status, decision.reason,
+            )  # fmt: skip
+            self._refuse(endpoint, event, decision.status, decision.reason)
+            return
+        if len(self._calls) + len(self._pending) >= self.config.max_calls:
+            self._refuse(endpoint, event, 503, "Service Unavailable", [("Retry-After", "5")])
+            return
+        conference_uri = conference.uri(self.config.domain)
+        call = FocusCall(
+            request.call_id, conference, conference_uri, identity, decision.role or "participant",
+            event.source, key,
+        )  # fmt: skip
+        self._pending[key] = call
+        try:
+            await self._answer_invite(endpoint, event, call)
+        finally:
+            self._pending.pop(key, None)
+
+    def _check_request(self, request: SipRequest) -> tuple[int, str, list[tuple[str, str]]] | None:
+        unsupported = [
+            tag for value in request.headers.get_all("Require")
+            for tag in (t.strip() for t in value.split(",")) if tag and tag not in SUPPORTED_OPTIONS
+        ]  # fmt: skip
+        if unsupported:
+            return 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))]
+        if request.method == "INVITE" and "Contact" not in request.headers:
+            return 400, "Missing Contact", []
+        if not request.body:
+            warning = f'399 {WARN_AGENT} "an SDP offer in the INVITE is required"'
+            return 488, "Not Acceptable Here", [("Warning", warning)]
+        content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/sdp":
+            return 415, "Unsupported Media Type", [("Accept", "application/sdp")]
+        return None
+
+    def _lookup(self, request: SipRequest) -> ConferenceInfo | None:
+        user = request.request_uri.user
+        if not user:
+            return None
+        return self.store.get_conference(user) or self.store.get_conference(user.lower())
+
+    async def _answer_invite(
+        self, endpoint: SipEndpoint, event: RequestReceived, call: FocusCall
+    ) -> None:
+        request = event.request
+        try:
+            plan = self._plan(request, call.conference, previous=None)
+        except SdpRemoteError as exc:
+            self._refuse_sdp(endpoint, event, exc)
+            return
+        try:
+            await call.apply_plan(plan, self.media)
+        except Exception as exc:  # media plane full or failing: refuse, keep serving
+            call.release_media(self.media)
+            logger.warning("[%s] no media for %s: %s", call.call_id, call.participant, exc)
+            self._refuse(endpoint, event, 503, "Service Unavailable", [("Retry-After", "2")])
+            return
+        if call.cancelled:
+            call.release_media(self.media)
+            self._refuse(endpoint, event, 487, "Request Terminated")
+            return
+        response = self._answer(endpoint, request, call, plan, to_tag=secrets.token_hex(8))
+        dialog = dialog_from_uas(request, response, transport=event.source.transport)
+        call.dialog = dialog
+        self._calls[dialog.id] = call
+        self.stats.admitted += 1
+        endpoint.respond(event.key, response, dialog=dialog)
+        suites = ",".join(s.crypto.suite for s in plan.accepted if s.crypto) or "none"
+        call.log.info(
+            "[%s] %s joined %s as %s via %s (identity from %s, srtp=%s)",
+            call.call_id, call.participant, call.conference_uri, call.role,
+            event.source.transport, call.identity.source, suites,
+        )  # fmt: skip
+
+    def _plan(
+        self, request: SipRequest, conference: ConferenceInfo, previous: SdpAnswerPlan | None
+    ) -> SdpAnswerPlan:
+        try:
+            offer = SdpSession.parse(request.body)
+        except SdpError as exc:
+            raise SdpRemoteError(400, f"malformed SDP: {exc}") from exc
+        modes = frozenset(conference.policy.key_modes) & SUPPORTED_KEY_MODES
+        if not modes:
+            raise SdpRemoteError(488, "no key mode of this conference is available for audio")
+        policy = SdpFocusPolicy(
+            require_security=conference.policy.require_media_security,
+            key_modes=modes,
+            mki_suites=self.config.mki_suites,
+            **({"suites": self.config.suites} if self.config.suites else {}),
+        )
+        return plan_answer(offer, policy, previous)
+
+    def _answer(
+        self,
+        endpoint: SipEndpoint,
+        request: SipRequest,
+        call: FocusCall,
+        plan: SdpAnswerPlan,
+        *,
+        to_tag: str | None,
+    ) -> SipResponse:
+        ports = {index: stream.rtp_port for index, stream in call.streams.items()}
+        answer = build_answer(
+            SdpSession.parse(request.body), plan, local_host=self.media.host, ports=ports,
+            session_id=call.session_id, session_version=call.session_version,
+        )  # fmt: skip
+        call.session_version += 1
+        return make_response(
+            request, 200, "OK", to_tag=to_tag,
+            headers=self._contact_headers(endpoint, request, call),
+            body=str(answer).encode("utf-8"), content_type="application/sdp",
+        )  # fmt: skip
+
+    def _contact_headers(
+        self, endpoint: SipEndpoint, request: SipRequest, call: FocusCall
+    ) -> list[tuple[str, str]]:
+        """Contact that routes back to this endpoint; ``isfocus`` per RFC 4579 §5."""
+        via = request.vias[0] if request.vias else None
+        transport = via.transport.lower() if via else "udp"
+        scheme = "sips" if transport == "tls" and request.request_uri.scheme == "sips" else "sip"
+        address = endpoint.local_address(transport)
+        host = f"[{address.host}]" if ":" in address.host else address.host
+        params = "" if transport == "udp" else f";transport={transport}"
+        contact = f"<{scheme}:{call.conference.name}@{host}:{address.port}{params}>;isfocus"
+        record_route = [("Record-Route", v) for v in request.headers.get_all("Record-Route")]
+        return [*record_route, ("Contact", contact), ("Allow", ALLOW)]
+
+    # -- in-dialog requests --------------------------------------------------------------
+
+    async def _in_dialog(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
+        request = event.request
+        call = self._calls.get(incoming_dialog_id(request))
+        if call is None or call.dialog is None:
+            self._refuse(endpoint, event, 481, "Call/Transaction Does Not Exist")
+            return
+        try:
+            call.dialog.receive_request(request)
+        except SipRemoteError as exc:
+            self._refuse(endpoint, event, exc.status, exc.reason)
+            return
+        if request.method == "BYE":
+            endpoint.respond(event.key, make_response(request, 200, "OK"))
+            call.log.info("[%s] BYE from %s", call.call_id, call.participant)
+            self._end(call)
+        elif request.method == "INVITE":
+            await self._reinvite(endpoint, event, call)
+        elif request.method == "OPTIONS":
+            endpoint.respond(event.key, self._options(request))
+        else:
+            self._refuse(endpoint, event, 405, "Method Not Allowed", [("Allow", ALLOW)])
+
+    async def _reinvite(
+        self, endpoint: SipEndpoint, event: RequestReceived, call: FocusCall
+    ) -> None:
+        request = event.request
+        if call.reinvite_pending:
+            self._refuse(endpoint, event, 491, "Request Pending", [("Retry-After", "1")])
+            return
+        refusal = self._check_request(request)
+        if refusal is not None:
+            self._refuse(endpoint, event, *refusal)
+            return
+        call.reinvite_pending = True
+        try:
+            try:
+                plan = self._plan(request, call.conference, previous=call.plan)
+            except SdpRemoteError as exc:
+                self._refuse_sdp(endpoint, event, exc)  # the old session stays (RFC 3264 §8)
+                return
+            await call.apply_plan(plan, self.media)
+            response = self._answer(endpoint, request, call, plan, to_tag=None)
+            endpoint.respond(event.key, response, dialog=call.dialog)
+            call.log.info("[%s] re-INVITE: %s, new keys", call.call_id, call.state)
+        finally:
+            call.reinvite_pending = False
+
+    # -- ending calls ----------------------------------------------------------------------
+
+    def _end(self, call: FocusCall) -> None:
+        if call.dialog is not None:
+            self._calls.pop(call.dialog.id, None)
+            call.dialog.terminate()
+        if call.state is not CallState.LEFT:
+            call.release_media(self.media)
+            call.log.info("[%s] %s left %s", call.call_id, call.participant, call.conference_uri)
+
+    async def _hang_up(self, endpoint: SipEndpoint, call: FocusCall, *, reason: str) -> None:
+        """Send BYE (bounded wait) and end the call whatever the answer."""
+        dialog = call.dialog
+        bye = None
+        if dialog is not None:
+            reason_header = ("Reason", f'SIP;cause=200;text="{reason}"')
+            bye = dialog.create_request("BYE", headers=[reason_header])
+        self._end(call)
+        if dialog is None or bye is None:
+            return
+        try:
+            async with asyncio.timeout(self.config.bye_timeout):
+                await endpoint.request(bye, uri_address(dialog.next_hop()))
+        except (TimeoutError, SipRequestTimeout, SipTransportFailure, OSError) as exc:
+            call.log.info("[%s] BYE not answered: %s", call.call_id, exc)
+
+    async def shutdown(self, endpoint: SipEndpoint) -> None:
+        """BYE every participant (bounded), releasing all media."""
+        calls = list(self._calls.values())
+        await asyncio.gather(
+            *(self._hang_up(endpoint, c, reason="conference server shutting down") for c in calls)
+        )
+
+    # -- responses ---------------------------------------------------------------------------
+
+    def _options(self, request: SipRequest) -> SipResponse:
+        return make_response(
+            request, 200, "OK",
+            headers=[("Allow", ALLOW), ("Accept", "application/sdp")],
+        )  # fmt: skip
+
+    def _refuse(
+        self,
+        endpoint: SipEndpoint,
+        event: RequestReceived,
+        status: int,
+        reason: str,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> None:
+        self.stats.refused[status] = self.stats.refused.get(status, 0) + 1
+        to_tag = secrets.token_hex(8) if not event.request.to_addr.tag else None
+        endpoint.respond(
+            event.key, make_response(event.request, status, reason, to_tag=to_tag, headers=headers)
+        )
+
+    def _refuse_sdp(
+        self, endpoint: SipEndpoint, event: RequestReceived, exc: SdpRemoteError
+    ) -> None:
+        status = exc.status if exc.status in (400, 488) else 488
+        reason = "Bad Request" if status == 400 else "Not Acceptable Here"
+        text = str(exc).replace('"', "'")[:200]
+        logger.info("[%s] SDP refused: %d %s", event.request.call_id, status, text)
+        self._refuse(endpoint, event, status, reason, [("Warning", f'399 {WARN_AGENT} "{text}"')])
