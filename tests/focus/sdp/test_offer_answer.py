@@ -429,10 +429,10 @@ def test_answer_crypto_parses_with_our_codec() -> None:
     assert line.keys[0].key_salt == crypto.local_key_salt
 
 
-@pytest.mark.skipif(
-    shutil.which("tshark") is None or not TSHARK_DECODE.exists(), reason="tshark oracle missing"
-)
+@pytest.mark.interop
 def test_tshark_splits_our_inline_key(tmp_path: Path) -> None:
+    assert TSHARK_DECODE.exists(), f"oracle missing: {TSHARK_DECODE} (../shared beside the repo)"
+    assert shutil.which("tshark"), "tshark missing: apt-get install tshark (make test does)"
     offer = vector("baresip_offer.sdp")
     plan = plan_answer(offer)
     crypto = plan.streams[0].crypto
