@@ -29,7 +29,7 @@ from typing import Protocol
 
 from focus.call import CallState, FocusCall, MediaAllocator
 from focus.conference import ConferenceInfo
-from focus.endpoint import SipEndpoint, SipRequestTimeout, SipTransportFailure
+from focus.endpoint import SipEndpoint
 from focus.policy import admit, caller_identity
 from focus.sdp.offer_answer import (
     SUPPORTED_KEY_MODES,
@@ -39,8 +39,15 @@ from focus.sdp.offer_answer import (
     plan_answer,
 )
 from focus.sdp.session import SdpError, SdpRemoteError, SdpSession
-from focus.sip.dialog import AckTimedOut, dialog_from_uas, incoming_dialog_id, uri_address
+from focus.sip.dialog import (
+    AckTimedOut,
+    SipDialogState,
+    dialog_from_uas,
+    incoming_dialog_id,
+    uri_address,
+)
 from focus.sip.message import (
+    SipError,
     SipRemoteError,
     SipRequest,
     SipResponse,
@@ -217,7 +224,7 @@ class FocusService:
     ) -> None:
         request = event.request
         try:
-            plan = self._plan(request, call.conference, previous=None)
+            offer, plan = self._plan(request, call.conference, previous=None)
         except SdpRemoteError as exc:
             self._refuse_sdp(endpoint, event, exc)
             return
@@ -232,7 +239,7 @@ class FocusService:
             call.release_media(self.media)
             self._refuse(endpoint, event, 487, "Request Terminated")
             return
-        response = self._answer(endpoint, request, call, plan, to_tag=secrets.token_hex(8))
+        response = self._answer(endpoint, request, offer, call, plan, to_tag=secrets.token_hex(8))
         dialog = dialog_from_uas(request, response, transport=event.source.transport)
         call.dialog = dialog
         self._calls[dialog.id] = call
@@ -247,7 +254,7 @@ class FocusService:
 
     def _plan(
         self, request: SipRequest, conference: ConferenceInfo, previous: SdpAnswerPlan | None
-    ) -> SdpAnswerPlan:
+    ) -> tuple[SdpSession, SdpAnswerPlan]:
         try:
             offer = SdpSession.parse(request.body)
         except SdpError as exc:
@@ -261,12 +268,13 @@ class FocusService:
             mki_suites=self.config.mki_suites,
             **({"suites": self.config.suites} if self.config.suites else {}),
         )
-        return plan_answer(offer, policy, previous)
+        return offer, plan_answer(offer, policy, previous)
 
     def _answer(
         self,
         endpoint: SipEndpoint,
         request: SipRequest,
+        offer: SdpSession,
         call: FocusCall,
         plan: SdpAnswerPlan,
         *,
@@ -274,7 +282,7 @@ class FocusService:
     ) -> SipResponse:
         ports = {index: stream.rtp_port for index, stream in call.streams.items()}
         answer = build_answer(
-            SdpSession.parse(request.body), plan, local_host=self.media.host, ports=ports,
+            offer, plan, local_host=self.media.host, ports=ports,
             session_id=call.session_id, session_version=call.session_version,
         )  # fmt: skip
         call.session_version += 1
@@ -313,7 +321,7 @@ class FocusService:
             return
         if request.method == "BYE":
             endpoint.respond(event.key, make_response(request, 200, "OK"))
-            call.log.info("[%s] BYE from %s", call.call_id, call.participant)
+            call.log.debug("[%s] BYE from %s", call.call_id, call.participant)
             self._end(call)
         elif request.method == "INVITE":
             await self._reinvite(endpoint, event, call)
@@ -336,12 +344,12 @@ class FocusService:
         call.reinvite_pending = True
         try:
             try:
-                plan = self._plan(request, call.conference, previous=call.plan)
+                offer, plan = self._plan(request, call.conference, previous=call.plan)
             except SdpRemoteError as exc:
                 self._refuse_sdp(endpoint, event, exc)  # the old session stays (RFC 3264 §8)
                 return
             await call.apply_plan(plan, self.media)
-            response = self._answer(endpoint, request, call, plan, to_tag=None)
+            response = self._answer(endpoint, request, offer, call, plan, to_tag=None)
             endpoint.respond(event.key, response, dialog=call.dialog)
             call.log.info("[%s] re-INVITE: %s, new keys", call.call_id, call.state)
         finally:
@@ -361,7 +369,7 @@ class FocusService:
         """Send BYE (bounded wait) and end the call whatever the answer."""
         dialog = call.dialog
         bye = None
-        if dialog is not None:
+        if dialog is not None and dialog.state is not SipDialogState.TERMINATED:
             reason_header = ("Reason", f'SIP;cause=200;text="{reason}"')
             bye = dialog.create_request("BYE", headers=[reason_header])
         self._end(call)
@@ -370,7 +378,7 @@ class FocusService:
         try:
             async with asyncio.timeout(self.config.bye_timeout):
                 await endpoint.request(bye, uri_address(dialog.next_hop()))
-        except (TimeoutError, SipRequestTimeout, SipTransportFailure, OSError) as exc:
+        except (TimeoutError, SipError, OSError) as exc:  # timeouts, transport, overload
             call.log.info("[%s] BYE not answered: %s", call.call_id, exc)
 
     async def shutdown(self, endpoint: SipEndpoint) -> None:

@@ -13,6 +13,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+from focus.directory import ConferenceDirectoryCache
 from focus.endpoint import SipEndpoint
 from focus.sdp.sdes import SDES_SUITES
 from focus.service import FocusConfig, FocusService
@@ -58,7 +59,7 @@ async def start(settings: Settings) -> Server:
         trusted_proxies=frozenset(settings.sip.trusted_proxies),
         mki_suites=frozenset(name for name in SDES_SUITES if mki_supported(name)),
     )
-    focus = FocusService(store, media, config)
+    focus = FocusService(ConferenceDirectoryCache(store), media, config)
     endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)
     try:
         sip = settings.sip

@@ -77,7 +77,7 @@ class SipTimerConfig:
     t4: float = 5.0
     timer_d: float = 32.0  # §17.1.1.2: at least 32 s over unreliable transports
     trying_delay: float = 0.2  # §17.2.1: 100 Trying if the TU is silent this long
-    max_transactions: int = 10000
+    max_transactions: int = 100_000  # ~64*T1 of state at 1500 calls/s
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +177,9 @@ class _Transaction:
     interval: float = 0.0  # current retransmission interval (A, E or G)
     last_response: SipResponse | None = None
     ack: SipRequest | None = None  # client INVITE: ACK for the non-2xx final
+
+
+_ANSWERED = SipRequest("ANSWERED", "sip:answered.invalid")  # stub for answered requests
 
 
 def client_key(request: SipRequest) -> str:
@@ -368,6 +371,11 @@ class SipTransactionLayer:
             self._respond_invite(txn, response, now)
         else:
             self._respond_non_invite(txn, response, now)
+        if response.status >= 200:
+            # the request is not needed after the final response (retransmissions are
+            # matched by key): keep only a stub, so the up-to-64*T1 lingering of
+            # Completed/Accepted transactions costs little memory at high call rates
+            txn.request = _ANSWERED
 
     def send_stateless(self, message: SipMessage, dest: SipAddress) -> None:
         """Transmit outside any transaction (ACK for 2xx, 2xx retransmissions)."""

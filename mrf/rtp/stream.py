@@ -137,7 +137,7 @@ class RtpStream:
             raise
         self._loop, self.host, self.rtp_port = loop, host, rtp_port
         self._schedule_rtcp()
-        self.log.info("[%s] bound RTP %s:%d RTCP %d", self.label, host, rtp_port, rtp_port + 1)
+        self.log.debug("[%s] bound RTP %s:%d RTCP %d", self.label, host, rtp_port, rtp_port + 1)
 
     @property
     def rtcp_port(self) -> int:
@@ -176,7 +176,7 @@ class RtpStream:
             rx.wipe()
             raise
         self._rx, self._tx = rx, tx
-        self.log.info(
+        self.log.debug(
             "[%s] SRTP keyed suite=%s rx_key_len=%d tx_key_len=%d rx_mki_len=%d",
             self.label,
             rx.suite.name,
@@ -376,7 +376,7 @@ class RtpStream:
             self._rtcp_timer.cancel()
         self._wipe_keys()
         self._close_transports()
-        self.log.info("[%s] closed %s", self.label, self.stats())
+        self.log.debug("[%s] closed %s", self.label, self.stats())
 
     async def wait_closed(self) -> None:
         """Wait until both sockets are really closed (ports free again)."""
