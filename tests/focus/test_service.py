@@ -429,3 +429,39 @@ def test_media_plane_full_gives_503_and_the_focus_keeps_serving(tmp_path: Path) 
             assert r.server.stats["handler_errors"] == 0
 
     run(main)
+
+
+class SlowMedia:
+    """Holds port allocation until released, so a CANCEL can overtake the answer."""
+
+    def __init__(self, media: MediaPlane) -> None:
+        self.media = media
+        self.host = media.host
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def allocate(self, label: str) -> object:
+        self.waiting.set()
+        await self.gate.wait()
+        return await self.media.allocate(label)
+
+    def release(self, stream: object) -> None:
+        self.media.release(stream)  # type: ignore[arg-type]
+
+
+def test_cancel_before_the_answer_gets_487_and_frees_the_media(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            slow = SlowMedia(r.media)
+            r.focus.media = slow
+            request = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
+            pending = asyncio.ensure_future(call(r, request))
+            await slow.waiting.wait()
+            r.client.cancel(request)
+            await until(lambda: any(c.cancelled for c in r.focus._pending.values()))
+            slow.gate.set()
+            response = await pending
+            assert response.status == 487
+            assert r.focus.calls == [] and len(r.media) == 0
+
+    run(main)
