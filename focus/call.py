@@ -83,6 +83,7 @@ class FocusCall:
     session_id: int = field(default_factory=lambda: int(time.time() * 1000) & 0x7FFFFFFF)
     session_version: int = 0
     cancelled: bool = False
+    muted: bool = False
     reinvite_pending: bool = False
     log: logging.LoggerAdapter[logging.Logger] = field(init=False)
 
@@ -146,6 +147,8 @@ class FocusCall:
             "state": str(self.state),
             "joined_by": self.joined_by,
             "reason": None,
+            "muted": self.muted,
+            "call_id": self.call_id,
             "media": media,
         }
 

@@ -23,13 +23,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from focus.call import CallState, FocusCall, MediaAllocator
 from focus.conference import ConferenceInfo
+from focus.directory import ConferenceDirectoryCache
 from focus.endpoint import SipEndpoint
+from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft, ParticipantUpdated
 from focus.policy import admit, caller_identity
 from focus.sdp.offer_answer import (
     SUPPORTED_KEY_MODES,
@@ -99,12 +101,91 @@ class FocusService:
     def __init__(
         self, store: ConferenceDirectory, media: MediaAllocator, config: FocusConfig
     ) -> None:
-        self.store = store
+        self.directory = (
+            store
+            if isinstance(store, ConferenceDirectoryCache)
+            else ConferenceDirectoryCache(store)
+        )
         self.media = media
         self.config = config
         self.stats = FocusStats()
         self._calls: dict[tuple[str, str, str], FocusCall] = {}
         self._pending: dict[str, FocusCall] = {}  # INVITE server txn key -> call
+        self._listeners: list[Callable[[FocusEvent], None]] = []
+        self.endpoint: SipEndpoint | None = None
+
+    def attach(self, endpoint: SipEndpoint) -> None:
+        """The endpoint used for requests the focus originates (BYE on policy change)."""
+        self.endpoint = endpoint
+
+    # -- listeners and control (web, mixer, notifier) -------------------------------
+
+    def subscribe(self, listener: Callable[[FocusEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every :mod:`focus.events` event; returns an unsubscriber."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _emit(self, event: FocusEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                logger.exception("focus event listener %r failed on %s", listener, event)
+
+    def find_call(self, call_id: str) -> FocusCall | None:
+        return next((c for c in self._calls.values() if c.call_id == call_id), None)
+
+    def set_muted(self, call_id: str, muted: bool) -> bool:
+        """Mute or unmute a participant (the mixer drops its audio); False if unknown."""
+        call = self.find_call(call_id)
+        if call is None:
+            return False
+        call.muted = muted
+        self._emit(_updated(call))
+        return True
+
+    async def hang_up(self, call_id: str, reason: str) -> bool:
+        """BYE one participant (bounded wait) and drop its keys; False if unknown."""
+        call = self.find_call(call_id)
+        if call is None or self.endpoint is None:
+            return False
+        await self._hang_up(self.endpoint, call, reason=reason)
+        return True
+
+    async def apply_policy(self, conference: str) -> list[str]:
+        """Re-read ``conference`` and disconnect whoever it no longer admits.
+
+        Called after the authorized list or the policy changed (web, REST): a
+        participant removed from the list, or an anonymous one when anonymity is
+        no longer allowed, gets a BYE and its keys are dropped.  A deleted
+        conference disconnects everyone.  Returns the participants disconnected.
+        """
+        self.directory.invalidate(conference)
+        info = self.directory.get_conference(conference)
+        gone: list[FocusCall] = []
+        for call in [c for c in self._calls.values() if c.conference.name == conference]:
+            if info is None:
+                gone.append(call)
+                continue
+            decision = admit(
+                call.identity, info.authorized(), allow_anonymous=info.policy.allow_anonymous
+            )
+            if decision.allowed:
+                call.conference, call.role = info, decision.role or call.role
+            else:
+                gone.append(call)
+        reason = "conference deleted" if info is None else "removed from the authorized list"
+        if self.endpoint is not None:
+            await asyncio.gather(*(self._hang_up(self.endpoint, c, reason=reason) for c in gone))
+        else:
+            for call in gone:
+                self._end(call, reason=reason)
+        return [c.participant for c in gone]
 
     # -- roster ------------------------------------------------------------------
 
@@ -217,7 +298,10 @@ class FocusService:
         user = request.request_uri.user
         if not user:
             return None
-        return self.store.get_conference(user) or self.store.get_conference(user.lower())
+        found = self.directory.get_conference(user)
+        if found is None and user.lower() != user:
+            found = self.directory.get_conference(user.lower())
+        return found
 
     async def _answer_invite(
         self, endpoint: SipEndpoint, event: RequestReceived, call: FocusCall
@@ -245,6 +329,11 @@ class FocusService:
         self._calls[dialog.id] = call
         self.stats.admitted += 1
         endpoint.respond(event.key, response, dialog=dialog)
+        self._emit(
+            ParticipantJoined(
+                call.conference.name, call.call_id, call.participant, call.role, call.joined_by
+            )
+        )
         suites = ",".join(s.crypto.suite for s in plan.accepted if s.crypto) or "none"
         call.log.info(
             "[%s] %s joined %s as %s via %s (identity from %s, srtp=%s)",
@@ -322,7 +411,7 @@ class FocusService:
         if request.method == "BYE":
             endpoint.respond(event.key, make_response(request, 200, "OK"))
             call.log.debug("[%s] BYE from %s", call.call_id, call.participant)
-            self._end(call)
+            self._end(call, reason="bye")
         elif request.method == "INVITE":
             await self._reinvite(endpoint, event, call)
         elif request.method == "OPTIONS":
@@ -352,18 +441,24 @@ class FocusService:
             response = self._answer(endpoint, request, offer, call, plan, to_tag=None)
             endpoint.respond(event.key, response, dialog=call.dialog)
             call.log.info("[%s] re-INVITE: %s, new keys", call.call_id, call.state)
+            self._emit(_updated(call))
         finally:
             call.reinvite_pending = False
 
     # -- ending calls ----------------------------------------------------------------------
 
-    def _end(self, call: FocusCall) -> None:
+    def _end(self, call: FocusCall, *, reason: str) -> None:
         if call.dialog is not None:
             self._calls.pop(call.dialog.id, None)
             call.dialog.terminate()
         if call.state is not CallState.LEFT:
             call.release_media(self.media)
-            call.log.info("[%s] %s left %s", call.call_id, call.participant, call.conference_uri)
+            call.log.info(
+                "[%s] %s left %s (%s)", call.call_id, call.participant, call.conference_uri, reason
+            )
+            self._emit(
+                ParticipantLeft(call.conference.name, call.call_id, call.participant, reason)
+            )
 
     async def _hang_up(self, endpoint: SipEndpoint, call: FocusCall, *, reason: str) -> None:
         """Send BYE (bounded wait) and end the call whatever the answer."""
@@ -372,7 +467,7 @@ class FocusService:
         if dialog is not None and dialog.state is not SipDialogState.TERMINATED:
             reason_header = ("Reason", f'SIP;cause=200;text="{reason}"')
             bye = dialog.create_request("BYE", headers=[reason_header])
-        self._end(call)
+        self._end(call, reason=reason)
         if dialog is None or bye is None:
             return
         try:
@@ -384,9 +479,7 @@ class FocusService:
     async def shutdown(self, endpoint: SipEndpoint) -> None:
         """BYE every participant (bounded), releasing all media."""
         calls = list(self._calls.values())
-        await asyncio.gather(
-            *(self._hang_up(endpoint, c, reason="conference server shutting down") for c in calls)
-        )
+        await asyncio.gather(*(self._hang_up(endpoint, c, reason="shutdown") for c in calls))
 
     # -- responses ---------------------------------------------------------------------------
 
@@ -418,3 +511,9 @@ class FocusService:
         text = str(exc).replace('"', "'")[:200]
         logger.info("[%s] SDP refused: %d %s", event.request.call_id, status, text)
         self._refuse(endpoint, event, status, reason, [("Warning", f'399 {WARN_AGENT} "{text}"')])
+
+
+def _updated(call: FocusCall) -> ParticipantUpdated:
+    return ParticipantUpdated(
+        call.conference.name, call.call_id, call.participant, str(call.state), call.muted
+    )

@@ -13,7 +13,6 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from focus.directory import ConferenceDirectoryCache
 from focus.endpoint import SipEndpoint
 from focus.sdp.sdes import SDES_SUITES
 from focus.service import FocusConfig, FocusService
@@ -59,8 +58,9 @@ async def start(settings: Settings) -> Server:
         trusted_proxies=frozenset(settings.sip.trusted_proxies),
         mki_suites=frozenset(name for name in SDES_SUITES if mki_supported(name)),
     )
-    focus = FocusService(ConferenceDirectoryCache(store), media, config)
+    focus = FocusService(store, media, config)
     endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)
+    focus.attach(endpoint)
     try:
         sip = settings.sip
         for address in (

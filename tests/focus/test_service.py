@@ -465,3 +465,45 @@ def test_cancel_before_the_answer_gets_487_and_frees_the_media(tmp_path: Path) -
             assert r.focus.calls == [] and len(r.media) == 0
 
     run(main)
+
+
+def test_events_and_live_policy_removal(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            r.focus.attach(r.server)
+            events: list[object] = []
+            unsubscribe = r.focus.subscribe(events.append)
+            request = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
+            response = await call(r, request)
+            ack(r, request, response, "udp")
+            (joined,) = events
+            assert type(joined).__name__ == "ParticipantJoined"
+            assert (joined.conference, joined.participant) == ("retro", "sip:alice@example.com")
+            assert r.focus.set_muted(joined.call_id, True)
+            assert r.focus.roster("retro")[0]["muted"] is True
+            # alice is removed from the authorized list: BYE, keys dropped
+            store = r.focus.directory.store
+            store.set_participants("retro", [("sip:carol@example.com", "chair")])
+            assert await r.focus.apply_policy("retro") == ["sip:alice@example.com"]
+            assert [q.method for q in r.handler.requests] == ["BYE"]
+            assert r.focus.calls == [] and len(r.media) == 0
+            kinds = [type(e).__name__ for e in events]
+            assert kinds == ["ParticipantJoined", "ParticipantUpdated", "ParticipantLeft"]
+            assert events[-1].reason == "removed from the authorized list"
+            unsubscribe()
+            # the change is seen at once by the next INVITE (the cache was invalidated)
+            again = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
+            assert (await call(r, again)).status == 403
+            assert len(events) == 3
+
+    run(main)
+
+
+def test_a_failing_listener_does_not_break_call_handling(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            r.focus.subscribe(lambda event: 1 / 0)
+            request = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
+            assert (await call(r, request)).status == 200
+
+    run(main)
