@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -70,6 +70,9 @@ SUPPORTED_OPTIONS: frozenset[str] = frozenset()
 WARN_AGENT = "mrf"
 
 
+type MethodHandler = Callable[[SipEndpoint, RequestReceived], Awaitable[None] | None]
+
+
 class ConferenceDirectory(Protocol):
     """What the focus needs of the store: look a conference up by name."""
 
@@ -113,6 +116,8 @@ class FocusService:
         self._pending: dict[str, FocusCall] = {}  # INVITE server txn key -> call
         self._listeners: list[Callable[[FocusEvent], None]] = []
         self.endpoint: SipEndpoint | None = None
+        self._methods: dict[str, MethodHandler] = {}
+        self.allow = ALLOW
 
     def attach(self, endpoint: SipEndpoint) -> None:
         """The endpoint used for requests the focus originates (BYE on policy change)."""
@@ -199,12 +204,28 @@ class FocusService:
 
     # -- SipHandler ----------------------------------------------------------------
 
+    def register_method(self, method: str, handler: MethodHandler) -> None:
+        """Hand every ``method`` request (in or out of dialog) to ``handler``.
+
+        For services beside the focus on the same SIP endpoint (SUBSCRIBE for
+        the conference event package, REFER, MESSAGE).  The handler answers
+        through ``endpoint.respond``; ``Allow`` lists the method from then on.
+        """
+        self._methods[method.upper()] = handler
+        self.allow = ", ".join([*ALLOW.split(", "), *sorted(self._methods)])
+
     async def handle_request(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
         request = event.request
         try:
             validate_request(request, supported=SUPPORTED_OPTIONS)
         except SipRemoteError as exc:  # RFC 3261 §8.2: refuse what we must not process
             self._refuse(endpoint, event, exc.status, exc.reason, exc.headers)
+            return
+        extension = self._methods.get(request.method)
+        if extension is not None:
+            result = extension(endpoint, event)
+            if result is not None:
+                await result
             return
         if request.to_addr.tag:
             await self._in_dialog(endpoint, event)
@@ -215,7 +236,7 @@ class FocusService:
         elif request.method == "BYE":
             self._refuse(endpoint, event, 481, "Call/Transaction Does Not Exist")
         else:
-            self._refuse(endpoint, event, 405, "Method Not Allowed", [("Allow", ALLOW)])
+            self._refuse(endpoint, event, 405, "Method Not Allowed", [("Allow", self.allow)])
 
     def handle_ack(self, endpoint: SipEndpoint, event: AckReceived) -> None:
         call = self._calls.get(incoming_dialog_id(event.request))
@@ -393,7 +414,7 @@ class FocusService:
         params = "" if transport == "udp" else f";transport={transport}"
         contact = f"<{scheme}:{call.conference.name}@{host}:{address.port}{params}>;isfocus"
         record_route = [("Record-Route", v) for v in request.headers.get_all("Record-Route")]
-        return [*record_route, ("Contact", contact), ("Allow", ALLOW)]
+        return [*record_route, ("Contact", contact), ("Allow", self.allow)]
 
     # -- in-dialog requests --------------------------------------------------------------
 
@@ -417,7 +438,7 @@ class FocusService:
         elif request.method == "OPTIONS":
             endpoint.respond(event.key, self._options(request))
         else:
-            self._refuse(endpoint, event, 405, "Method Not Allowed", [("Allow", ALLOW)])
+            self._refuse(endpoint, event, 405, "Method Not Allowed", [("Allow", self.allow)])
 
     async def _reinvite(
         self, endpoint: SipEndpoint, event: RequestReceived, call: FocusCall
@@ -486,7 +507,7 @@ class FocusService:
     def _options(self, request: SipRequest) -> SipResponse:
         return make_response(
             request, 200, "OK",
-            headers=[("Allow", ALLOW), ("Accept", "application/sdp")],
+            headers=[("Allow", self.allow), ("Accept", "application/sdp")],
         )  # fmt: skip
 
     def _refuse(

@@ -507,3 +507,30 @@ def test_a_failing_listener_does_not_break_call_handling(tmp_path: Path) -> None
             assert (await call(r, request)).status == 200
 
     run(main)
+
+
+def test_registered_method_handlers_get_their_requests(tmp_path: Path) -> None:
+    from focus.sip.message import make_response
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            seen: list[str] = []
+
+            def subscribe(endpoint: SipEndpoint, event) -> None:  # type: ignore[no-untyped-def]
+                seen.append(event.request.method)
+                endpoint.respond(event.key, make_response(event.request, 489, "Bad Event"))
+
+            r.focus.register_method("SUBSCRIBE", subscribe)
+            request = invite(r, "udp", "retro", b"")
+            sub = SipRequest("SUBSCRIBE", request.uri, request.headers.copy())
+            sub.headers.set("CSeq", "1 SUBSCRIBE")
+            sub.headers.set("Event", "presence")
+            sub.headers.remove("Via")
+            assert (await call(r, sub)).status == 489 and seen == ["SUBSCRIBE"]
+            options = SipRequest("OPTIONS", request.uri, request.headers.copy())
+            options.headers.set("CSeq", "2 OPTIONS")
+            options.headers.remove("Via")
+            allow = (await call(r, options)).headers.get("Allow") or ""
+            assert "SUBSCRIBE" in allow
+
+    run(main)
