@@ -58,9 +58,12 @@ class MediaAllocator(Protocol):
 class CallState(StrEnum):
     """Roster states (interfaces contract)."""
 
+    DIALING = "dialing"
+    RINGING = "ringing"
     CONNECTING = "connecting"
     CONNECTED = "connected"
     ON_HOLD = "on-hold"
+    FAILED = "failed"
     LEFT = "left"
 
 
@@ -84,6 +87,7 @@ class FocusCall:
     session_version: int = 0
     cancelled: bool = False
     muted: bool = False
+    reason: str | None = None  # why a dial-out failed ("486 Busy Here", "ring timeout")
     reinvite_pending: bool = False
     log: logging.LoggerAdapter[logging.Logger] = field(init=False)
 
@@ -146,7 +150,7 @@ class FocusCall:
             "role": self.role,
             "state": str(self.state),
             "joined_by": self.joined_by,
-            "reason": None,
+            "reason": self.reason,
             "muted": self.muted,
             "call_id": self.call_id,
             "media": media,

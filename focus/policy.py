@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from focus.sip.message import SipRemoteError, SipRequest
+from focus.sip.message import SipRemoteError, SipRequest, SipResponse
 from focus.sip.uri import SipNameAddr, SipUri
 
 
@@ -87,7 +87,7 @@ def privacy_requests_anonymity(request: SipRequest) -> bool:
     return "id" in values or "user" in values
 
 
-def asserted_identity(request: SipRequest) -> SipUri | None:
+def asserted_identity(request: SipRequest | SipResponse) -> SipUri | None:
     """First SIP(S) URI of P-Asserted-Identity, else its tel URI (RFC 3325 §9.1)."""
     uris: list[SipUri] = []
     for value in request.headers.get_all("P-Asserted-Identity"):

@@ -21,11 +21,12 @@ before the answer gets the INVITE a 487, OPTIONS is answered with capabilities.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from focus.call import CallState, FocusCall, MediaAllocator
 from focus.conference import ConferenceInfo
@@ -117,6 +118,7 @@ class FocusService:
         self._listeners: list[Callable[[FocusEvent], None]] = []
         self.endpoint: SipEndpoint | None = None
         self._methods: dict[str, MethodHandler] = {}
+        self.dialout: Any = None  # focus.dialout.FocusDialOut, when dial-out is enabled
         self.allow = ALLOW
 
     def attach(self, endpoint: SipEndpoint) -> None:
@@ -199,8 +201,19 @@ class FocusService:
         return list(self._calls.values())
 
     def roster(self, conference: str) -> list[dict[str, object]]:
-        """Live participants of ``conference`` (by name), as roster entries."""
-        return [c.roster_entry() for c in self._calls.values() if c.conference.name == conference]
+        """Participants of ``conference`` (by name) as roster entries: the live
+        calls, then dial-outs in progress and recently failed ones."""
+        calls = [c for c in self._calls.values() if c.conference.name == conference]
+        entries = [c.roster_entry() for c in calls]
+        if self.dialout is not None:
+            entries += self.dialout.roster(conference)
+        return entries
+
+    def admit_call(self, call: FocusCall) -> None:
+        """Register an answered call (dial-out) so in-dialog requests find it."""
+        assert call.dialog is not None
+        self._calls[call.dialog.id] = call
+        self.stats.admitted += 1
 
     # -- SipHandler ----------------------------------------------------------------
 
@@ -376,8 +389,9 @@ class FocusService:
             require_security=conference.policy.require_media_security,
             key_modes=modes,
             mki_suites=self.config.mki_suites,
-            **({"suites": self.config.suites} if self.config.suites else {}),
         )
+        if self.config.suites:
+            policy = dataclasses.replace(policy, suites=self.config.suites)
         return offer, plan_answer(offer, policy, previous)
 
     def _answer(

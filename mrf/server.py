@@ -13,6 +13,7 @@ import logging
 import signal
 from dataclasses import dataclass
 
+from focus.dialout import FocusDialOut
 from focus.endpoint import SipEndpoint
 from focus.sdp.sdes import SDES_SUITES
 from focus.service import FocusConfig, FocusService
@@ -36,6 +37,8 @@ class Server:
     endpoint: SipEndpoint
 
     async def close(self) -> None:
+        if self.focus.dialout is not None:
+            await self.focus.dialout.close()
         await self.focus.shutdown(self.endpoint)
         await self.endpoint.close()
         self.media.close()
@@ -61,6 +64,7 @@ async def start(settings: Settings) -> Server:
     focus = FocusService(store, media, config)
     endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)
     focus.attach(endpoint)
+    FocusDialOut(focus)  # registers itself: focus.dialout, REFER handling
     try:
         sip = settings.sip
         for address in (

@@ -1,0 +1,171 @@
+"""The focus as offerer (dial-out): an SDES audio offer and the check of its answer.
+
+RFC 3264 §5 and RFC 4568 §5.1: the offer carries one ``a=crypto`` line per
+suite we accept, each with its own fresh key (keys are declarative: each side
+sends its own transmit key), in our order of preference.  The answer picks one
+line by echoing its tag with the same suite and carries the answerer's key
+(§5.1.2).  :func:`accept_answer` turns a valid answer into the same
+:class:`~focus.sdp.offer_answer.SdpAnswerPlan` the dial-in path produces, so the
+media plane keys a dialled-out participant exactly like a dialled-in one: the
+answerer's key inbound, our key of the chosen line outbound.
+
+Every offer draws fresh keys, so two participants never share one; the keys of
+the lines the answerer did not choose are never used.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+from focus.sdp.attributes import SdpDirection, direction
+from focus.sdp.offer_answer import (
+    DEFAULT_SUITES,
+    PCMA,
+    PCMU,
+    SdpAnswerPlan,
+    SdpCodec,
+    SdpCryptoChoice,
+    SdpStreamPlan,
+)
+from focus.sdp.sdes import SdpCrypto, generate_key_salt
+from focus.sdp.session import (
+    SdpAttribute,
+    SdpConnection,
+    SdpLocalError,
+    SdpMedia,
+    SdpOrigin,
+    SdpRemoteError,
+    SdpSession,
+    SdpTiming,
+)
+
+STATIC_PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
+TELEPHONE_EVENT_PT = 101
+_ANSWER_TO_OURS = {  # what we may send/receive given the answerer's direction
+    SdpDirection.SENDRECV: SdpDirection.SENDRECV,
+    SdpDirection.RECVONLY: SdpDirection.SENDONLY,
+    SdpDirection.SENDONLY: SdpDirection.RECVONLY,
+    SdpDirection.INACTIVE: SdpDirection.INACTIVE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SdpOfferState:
+    """Our offer and the keys behind its crypto lines (kept for the answer)."""
+
+    offer: SdpSession
+    keys: dict[int, tuple[str, bytes]] = field(repr=False)  # tag -> (suite, key||salt)
+    payload_types: tuple[int, ...]
+    telephone_event_pt: int | None
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.offer)
+
+
+def build_offer(
+    *,
+    local_host: str,
+    port: int,
+    session_id: int,
+    session_version: int = 0,
+    suites: tuple[str, ...] = DEFAULT_SUITES,
+    codecs: tuple[SdpCodec, ...] = (PCMU, PCMA),
+    telephone_event: bool = True,
+    ptime: int = 20,
+    username: str = "mrf",
+) -> SdpOfferState:
+    """An RTP/SAVP audio offer with a fresh key per offered suite (RFC 4568 §5.1.1)."""
+    if not suites or not 0 < port < 65535:
+        raise SdpLocalError("an offer needs at least one suite and a valid port")
+    payload_types = [STATIC_PAYLOAD_TYPES[c.encoding.upper()] for c in codecs]
+    te_pt = TELEPHONE_EVENT_PT if telephone_event else None
+    formats = [str(pt) for pt in payload_types] + ([str(te_pt)] if te_pt is not None else [])
+    attributes = [SdpAttribute("rtpmap", f"{pt} {c.encoding}/{c.clock_rate}")
+                  for pt, c in zip(payload_types, codecs, strict=True)]  # fmt: skip
+    if te_pt is not None:
+        attributes += [
+            SdpAttribute("rtpmap", f"{te_pt} telephone-event/8000"),
+            SdpAttribute("fmtp", f"{te_pt} 0-15"),
+        ]
+    attributes += [SdpAttribute("ptime", str(ptime)), SdpAttribute("sendrecv", None)]
+    keys: dict[int, tuple[str, bytes]] = {}
+    for tag, suite in enumerate(suites, start=1):
+        keys[tag] = (suite, generate_key_salt(suite))
+        inline = base64.b64encode(keys[tag][1]).decode("ascii")
+        attributes.append(SdpAttribute("crypto", f"{tag} {suite} inline:{inline}"))
+    addrtype = "IP6" if ":" in local_host else "IP4"
+    media = SdpMedia("audio", port, "RTP/SAVP", formats, attributes=attributes)
+    offer = SdpSession(
+        origin=SdpOrigin(username, session_id, session_version, local_host, addrtype),
+        name="-",
+        connection=SdpConnection(local_host, addrtype),
+        timings=[SdpTiming()],
+        media=[media],
+    )
+    return SdpOfferState(offer, keys, tuple(payload_types), te_pt)
+
+
+def accept_answer(state: SdpOfferState, answer: SdpSession) -> SdpAnswerPlan:
+    """Check ``answer`` against our offer (RFC 3264 §6, RFC 4568 §5.1.2).
+
+    Raises ``SdpRemoteError(488)`` when the answer rejects the audio, drops
+    SRTP, picks a crypto line we did not offer or changes its suite, or keeps
+    none of our codecs; ``SdpRemoteError(400)`` for a malformed answer.
+    """
+    if len(answer.media) != len(state.offer.media):
+        raise SdpRemoteError(400, "answer has a different number of m-lines (RFC 3264 §6)")
+    media = answer.media[0]
+    if media.port == 0:
+        raise SdpRemoteError(488, "the answer rejected the audio stream")
+    if media.proto != "RTP/SAVP":
+        raise SdpRemoteError(488, f"the answer downgraded the audio to {media.proto}")
+    crypto = _chosen_crypto(state, media)
+    connection = answer.connection_for(media)
+    if connection is None:
+        raise SdpRemoteError(400, "answer m-line without c= (RFC 8866 §5.7)")
+    payload_types = [int(f) for f in media.formats if f.isdigit() and int(f) in state.payload_types]
+    if not payload_types:
+        raise SdpRemoteError(488, "the answer kept none of our codecs")
+    te_pt = state.telephone_event_pt if str(state.telephone_event_pt) in media.formats else None
+    theirs = direction(media, answer)
+    plan = SdpStreamPlan(
+        index=0,
+        kind="audio",
+        accepted=True,
+        reason=None,
+        proto=media.proto,
+        payload_types=payload_types,
+        telephone_event_pt=te_pt,
+        remote_host=connection.address,
+        remote_port=media.port,
+        remote_rtcp_host=connection.address,
+        remote_rtcp_port=media.port + 1,
+        direction_offer=SdpDirection.SENDRECV,
+        direction_answer=_ANSWER_TO_OURS[theirs],
+        on_hold=connection.is_hold or theirs in (SdpDirection.RECVONLY, SdpDirection.INACTIVE),
+        crypto=crypto,
+        key_mode="sdes",
+    )
+    return SdpAnswerPlan((plan,))
+
+
+def _chosen_crypto(state: SdpOfferState, media: SdpMedia) -> SdpCryptoChoice:
+    lines = media.get_attributes("crypto")
+    if len(lines) != 1:
+        raise SdpRemoteError(488, f"the answer must carry exactly one a=crypto, has {len(lines)}")
+    crypto = SdpCrypto.parse(lines[0].value or "")
+    ours = state.keys.get(crypto.tag)
+    if ours is None or ours[0] != crypto.suite:
+        raise SdpRemoteError(488, f"a=crypto:{crypto.tag} {crypto.suite} was not offered")
+    if len(crypto.keys) != 1 or crypto.session_params:
+        raise SdpRemoteError(488, "answer crypto with several keys or session parameters")
+    key = crypto.keys[0]
+    return SdpCryptoChoice(
+        tag=crypto.tag,
+        suite=crypto.suite,
+        remote_key_salt=key.key_salt,
+        local_key_salt=ours[1],
+        remote_mki=key.mki,
+        remote_lifetime=key.lifetime,
+    )
