@@ -363,8 +363,14 @@ class FocusDialOut:
         endpoint = self.focus.endpoint
         if call is None or call.dialog is None or endpoint is None:
             raise DialOutError(404, f"no connected call {call_id}")
+        # the conference URI as a routable URI of this focus (the configured domain
+        # may not resolve for the participant): name @ our listening address
+        local = endpoint.local_address(call.peer.transport)
+        host = f"[{local.host}]" if ":" in local.host else local.host
+        params = "" if call.peer.transport == "udp" else f";transport={call.peer.transport}"
+        target = f"sip:{call.conference.name}@{host}:{local.port}{params}"
         refer = call.dialog.create_request(
-            "REFER", headers=[("Refer-To", f"<{call.conference_uri}>"),
+            "REFER", headers=[("Refer-To", f"<{target}>"),
                               ("Referred-By", f"<{call.conference_uri}>")])  # fmt: skip
         response = await endpoint.request(refer, uri_address(call.dialog.next_hop()))
         return response.status

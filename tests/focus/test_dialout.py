@@ -285,6 +285,7 @@ def test_refer_to_a_participant_names_the_conference(tmp_path: Path) -> None:
             assert await r.dialout.refer(call.call_id) == 202
             refer = r.participant.requests[-1]
             assert refer.method == "REFER"
-            assert refer.headers.get("Refer-To") == "<sip:retro@127.0.0.1>"
+            port = r.server.local_address("udp").port
+            assert refer.headers.get("Refer-To") == f"<sip:retro@127.0.0.1:{port}>"
 
     run(main)

@@ -120,7 +120,16 @@ def _netstring(data: bytes) -> bytes:
 class Baresip:
     """baresip 1.0 with the oracle config (``mkconf.sh``), driven over ctrl_tcp."""
 
-    def __init__(self, artifacts: Artifacts, name: str = "baresip") -> None:
+    def __init__(
+        self,
+        artifacts: Artifacts,
+        name: str = "baresip",
+        *,
+        account: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> None:
+        """``account`` replaces the accounts line; ``config`` sets/adds config keys
+        (a key ``module+`` appends one more ``module`` line)."""
         binary = require_peer("baresip")
         require_peer("openssl")
         self.workdir = artifacts.directory / name
@@ -137,6 +146,7 @@ class Baresip:
             timeout=30,
             env=env,
         )
+        _customise(self.workdir / "baresip", account, config or {})
         argv = [binary, "-f", str(self.workdir / "baresip"), "-s"]
         if shutil.which("stdbuf"):
             argv = ["stdbuf", "-oL", "-eL", *argv]
@@ -214,6 +224,25 @@ class Baresip:
         return self.process.stop(signal.SIGTERM, grace=3)
 
 
+def _customise(confdir: Path, account: str | None, config: dict[str, str]) -> None:
+    """Edit the mkconf.sh baresip config dir before baresip starts."""
+    if account is not None:
+        (confdir / "accounts").write_text(account + "\n")
+    lines = (confdir / "config").read_text().splitlines()
+    for key, value in config.items():
+        name = key.rstrip("+")
+        line = f"{name}\t\t{value}"
+        if key.endswith("+"):
+            lines.append(line)
+            continue
+        found = [i for i, text in enumerate(lines) if text.split(maxsplit=1)[:1] == [name]]
+        if found:
+            lines[found[0]] = line
+        else:
+            lines.append(line)
+    (confdir / "config").write_text("\n".join(lines) + "\n")
+
+
 class LinphoneDaemon:
     """linphone-daemon (SDES-SRTP UAC) with its control socket in the test dir.
 
@@ -221,7 +250,7 @@ class LinphoneDaemon:
     namespace whose only interface is ``lo`` (README §3).
     """
 
-    def __init__(self, artifacts: Artifacts, identity: str) -> None:
+    def __init__(self, artifacts: Artifacts, identity: str, *, auto_answer: bool = False) -> None:
         binary = require_peer("linphone-daemon")
         if not network_isolated():
             pytest.fail(
@@ -244,6 +273,8 @@ class LinphoneDaemon:
         argv = [binary, "--config", str(self.workdir / "linphonerc")]
         argv += ["--factory-config", str(self.workdir / "factory.rc")]
         argv += ["--pipe", f"..{self.socket_path}", "--log", str(self.daemon_log)]
+        if auto_answer:  # answers incoming calls itself (oracles/linphone/run_linphone_answer.sh)
+            argv.append("--auto-answer")
         env = clean_env(HOME=str(home))
         self.process = BackgroundProcess(argv, artifacts.path("linphone.out.log"), env=env)
         if not wait_for(self.socket_path.exists, 10):
