@@ -70,7 +70,7 @@ class DialOutError(Exception):
 class DialOutConfig:
     ring_timeout: float = 30.0
     cancel_timeout: float = 5.0
-    outbound_proxy: SipAddress | None = None  # e.g. the P-CSCF; trusted when listed
+    outbound_proxy: SipAddress | None = None  # next hop for every INVITE (e.g. the P-CSCF)
     accept_other_authorized: bool = False
     failed_kept: int = 50  # failed dial-outs kept for the roster, per focus
 
@@ -173,9 +173,6 @@ class FocusDialOut:
         headers.add("CSeq", "1 INVITE")
         headers.add("Contact", f"<sip:{name}@{host}:{local.port}{params}>;isfocus")
         headers.add("Allow", self.focus.allow)
-        if self.config.outbound_proxy is not None:
-            proxy = self.config.outbound_proxy
-            headers.add("Route", f"<sip:{proxy.host}:{proxy.port};transport={proxy.transport};lr>")
         headers.add("Content-Type", "application/sdp")
         return SipRequest("INVITE", str(target), headers, bytes(offer))
 

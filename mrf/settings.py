@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from focus.sip.message import SipError
+from focus.sip.uri import SipUri
+
 logger = logging.getLogger(__name__)
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -49,6 +52,8 @@ class SipSettings:
     domain: str = "127.0.0.1"
     trusted_proxies: tuple[str, ...] = ()
     max_message_size: int = 65535
+    outbound_proxy: str | None = None  # next hop of dial-out INVITEs, e.g. the P-CSCF
+    ring_timeout: float = 30.0  # seconds before an unanswered dial-out is CANCELled
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +243,26 @@ def _optional_path(label: str, value: object) -> Path | None:
     return _path(label, value)
 
 
+def _sip_uri(label: str, value: object) -> str | None:
+    """A SIP URI naming a host (``sip:127.0.0.2:5062;transport=udp``); empty = none."""
+    text = _string(label, value).strip()
+    if not text:
+        return None
+    try:
+        uri = SipUri.parse(text)
+    except SipError:
+        raise SettingsError(f"{label}: not a SIP URI: {text!r}") from None
+    if uri.scheme not in ("sip", "sips") or uri.user is not None:
+        raise SettingsError(f"{label}: must be sip:host[:port][;transport=...], got {text!r}")
+    return text
+
+
+def _ring_timeout(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= 600:
+        raise SettingsError(f"{label}: must be a number of seconds in 1..600, got {value!r}")
+    return float(value)
+
+
 KEYS: dict[str, Validator] = {
     "data_dir": _path,
     "database_url": _database_url,
@@ -248,6 +273,8 @@ KEYS: dict[str, Validator] = {
     "sip.domain": _domain,
     "sip.trusted_proxies": _ip_list,
     "sip.max_message_size": _message_size,
+    "sip.outbound_proxy": _sip_uri,
+    "sip.ring_timeout": _ring_timeout,
     "web.host": _ip,
     "web.port": _listen_port,
     "media.host": _ip,
@@ -274,6 +301,13 @@ def _env_int(name: str, text: str) -> object:
         raise SettingsError(f"{name}: must be an integer, got {text!r}") from None
 
 
+def _env_float(name: str, text: str) -> object:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise SettingsError(f"{name}: must be a number, got {text!r}") from None
+
+
 def _env_list(name: str, text: str) -> object:
     return [item.strip() for item in text.split(",") if item.strip()]
 
@@ -297,6 +331,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "sip.domain": _env_text,
         "sip.trusted_proxies": _env_list,
         "sip.max_message_size": _env_int,
+        "sip.outbound_proxy": _env_text,
+        "sip.ring_timeout": _env_float,
         "web.host": _env_text,
         "web.port": _env_int,
         "media.host": _env_text,

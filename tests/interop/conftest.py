@@ -131,10 +131,17 @@ def kamailio_factory(artifacts: Artifacts) -> Iterator[Callable[..., Kamailio]]:
     """Factory of kamailio P-CSCF hops (``as_uri=...``), all stopped."""
     made: list[Kamailio] = []
 
-    def make(*, as_uri: str, listen_ip: str = "127.0.0.2", tls_cfg: Path | None = None) -> Kamailio:
+    def make(
+        *,
+        as_uri: str,
+        listen_ip: str = "127.0.0.2",
+        tls_cfg: Path | None = None,
+        assert_answerer: bool = False,
+    ) -> Kamailio:
         name = f"kamailio{len(made)}"
         made.append(
-            Kamailio(artifacts, as_uri=as_uri, listen_ip=listen_ip, tls_cfg=tls_cfg, name=name)
+            Kamailio(artifacts, as_uri=as_uri, listen_ip=listen_ip, tls_cfg=tls_cfg, name=name,
+                     assert_answerer=assert_answerer)  # fmt: skip
         )
         return made[-1]
 

@@ -331,6 +331,15 @@ class LinphoneDaemon:
         return self.process.stop(signal.SIGTERM, grace=3)
 
 
+_ASSERT_ANSWERER = r"""
+onreply_route {
+    if (status=~"^2" && !is_present_hf("P-Asserted-Identity")) {
+        append_hf("P-Asserted-Identity: <sip:$tU@$td>\r\n");
+    }
+}
+"""
+
+
 class Kamailio:
     """kamailio-pcscf.cfg (P-CSCF hop) on ``listen_ip``, relaying to ``as_uri``."""
 
@@ -342,6 +351,7 @@ class Kamailio:
         listen_ip: str = "127.0.0.2",
         tls_cfg: Path | None = None,
         name: str = "kamailio",
+        assert_answerer: bool = False,
     ) -> None:
         binary = require_peer("kamailio")
         self.host = listen_ip
@@ -353,6 +363,8 @@ class Kamailio:
         cfg = cfg.replace("127.0.0.1:PROXY", f"{listen_ip}:PROXY")
         # outgoing TCP/TLS connections from the listen address too (the trusted one)
         cfg = cfg.replace("disable_tcp=no\n", f"disable_tcp=no\ntcp_source_ipv4={listen_ip}\n")
+        if assert_answerer:  # the terminating side: assert the answerer in 2xx (RFC 3325)
+            cfg += _ASSERT_ANSWERER
         (workdir / "pcscf.cfg").write_text(cfg)
         argv = [binary, "-f", str(workdir / "pcscf.cfg"), "-DD", "-E", "-Y", str(workdir / "run")]
         argv += ["-m", "64", "-M", "8", "-A", f'AS_URI="{as_uri}"', "-A", f"PROXY_PORT={self.port}"]

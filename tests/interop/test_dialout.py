@@ -215,3 +215,51 @@ def test_refer_to_the_focus_by_chair_only(
                 assert server.focus.calls == []
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("answerer", ["baresip", "retargeted"])
+def test_dial_out_through_kamailio_as_trusted_pcscf(
+    tmp_path: Path, artifacts: Artifacts, baresip_factory: Callable[[], Baresip],
+    kamailio_factory: Callable[..., object], answerer: str,
+) -> None:  # fmt: skip
+    """The IMS topology: focus → kamailio (the only trusted proxy) → the callee.
+
+    kamailio asserts the answerer's identity in the 2xx when the callee did not;
+    a callee that asserts someone else (re-targeting) is dropped with BYE.
+    """
+    from focus.dialout import DialOutConfig
+    from focus.sip.transaction import SipAddress
+
+    async def main() -> None:
+        port = free_port(SIPP_IP)
+        if answerer == "baresip":
+            ua = await asyncio.to_thread(baresip_factory)
+            callee, target = f"sip:127.0.0.1:{ua.sip_port}", f"{ALICE}:{ua.sip_port}"
+        else:
+            callee, target = f"sip:{SIPP_IP}:{port}", f"sip:bob@{SIPP_IP}:{port}"
+        kam = await asyncio.to_thread(kamailio_factory, as_uri=callee, assert_answerer=True)
+        async with serve(tmp_path, trusted=(kam.host,)) as server:  # type: ignore[attr-defined]
+            proxy = SipAddress("udp", kam.host, kam.port)  # type: ignore[attr-defined]
+            server.focus.dialout.config = DialOutConfig(outbound_proxy=proxy)
+            if answerer == "baresip":
+                call = await server.focus.dialout.dial("conf1", target)
+                assert call.state is CallState.CONNECTED, call.reason
+                assert call.participant == ALICE
+                await until(lambda: call.streams[0].packets_in > 10)
+                assert "PCSCF" in kam.log_text()  # type: ignore[attr-defined]
+                return
+            watcher = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            watcher.bind((SIPP_IP, 0))
+            watcher.setblocking(False)
+            uas = sipp_uas(artifacts, "uas_dialout_answer.xml", port, pai="sip:mallory@127.0.0.1",
+                           rtp_port=str(watcher.getsockname()[1]))  # fmt: skip
+            await asyncio.sleep(0.5)
+            call = await server.focus.dialout.dial("conf1", target)
+            assert call.state is CallState.FAILED and "mallory" in (call.reason or "")
+            assert await asyncio.to_thread(uas.wait, 10) == 0, tail(uas.log, 40)
+            await asyncio.sleep(0.3)
+            with pytest.raises(BlockingIOError):
+                watcher.recv(2048)
+            watcher.close()
+
+    asyncio.run(main())
