@@ -181,6 +181,18 @@ class SipEndpoint:
                 client.future.set_exception(SipTransportFailure("endpoint closed"))
         self._clients.clear()
 
+    def listening(self) -> dict[str, bool]:
+        """Which listeners are up, by transport (for health checks)."""
+        up = {"udp": self._udp is not None and not self._udp.is_closing()}
+        for server in self._servers:
+            sockname = server.sockets[0].getsockname() if server.sockets else None
+            name = next((t for t, a in self._local.items()
+                         if sockname and (a.host, a.port) == (str(sockname[0]), int(sockname[1]))
+                         and t != "udp"), None)  # fmt: skip
+            if name is not None:
+                up[name] = server.is_serving()
+        return up
+
     def local_address(self, transport: str) -> SipAddress:
         """Our listening address for ``transport`` (for Via and Contact)."""
         address = self._local.get(transport) or next(iter(self._local.values()), None)

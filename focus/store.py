@@ -1,9 +1,15 @@
 """Persistent conference data: SQLModel tables and :class:`ConferenceStore`.
 
-Tables: ``accounts`` (web/API users), ``conferences`` (name, owner, policy) and
-``authorized_participants`` (the per-conference authorized list with roles,
-TS 33.328 G.3.1).  Queries return the frozen snapshots of :mod:`focus.conference`
-and never leak sessions or rows.
+Tables (:mod:`focus.tables`): ``accounts`` (web/API users), ``api_tokens``,
+``conferences`` (name, owner, policy) and ``authorized_participants`` (the
+per-conference authorized list with roles, TS 33.328 G.3.1).  Queries return the
+frozen snapshots of :mod:`focus.conference` and :mod:`focus.accounts` and never
+leak sessions or rows.
+
+The schema is owned by the Alembic migrations in ``focus/migrations``:
+:func:`migrate` (``ConferenceStore.create_all``) upgrades any database to the
+newest revision; a database made before migrations existed (tables, no
+``alembic_version``) is stamped with the foundation revision first.
 
 Works on SQLite (a file, or in memory) and on PostgreSQL.  The only
 dialect-specific SQL is the SQLite connection set-up: ``journal_mode=WAL`` for a
@@ -16,17 +22,17 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, Text, UniqueConstraint, event
+from sqlalchemy import Connection, Engine, event, func, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
-from sqlmodel import Field, Session, SQLModel, col, create_engine, delete, select
+from sqlmodel import Session, col, create_engine, delete, select
 
+from focus.accounts import AccountExists, AccountInfo, AccountNotFound, AccountQueries
 from focus.conference import (
     AuthorizedEntry,
     ConferenceExists,
@@ -39,9 +45,14 @@ from focus.conference import (
     normalize_aor,
     validate_conference_name,
 )
+from focus.tables import Account, ApiToken, AuthorizedParticipant, Conference, aware, utcnow
 
 __all__ = [
     "Account",
+    "AccountExists",
+    "AccountInfo",
+    "AccountNotFound",
+    "ApiToken",
     "AuthorizedEntry",
     "AuthorizedParticipant",
     "Conference",
@@ -56,57 +67,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-class Account(SQLModel, table=True):
-    """A web/API account: a conference creator, or an administrator."""
-
-    __tablename__ = "accounts"
-
-    id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=64, unique=True, index=True)
-    password_hash: str = Field(sa_type=Text)
-    is_admin: bool = False
-    created_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
-
-
-class Conference(SQLModel, table=True):
-    """A conference and its policy (``key_modes`` is a JSON list in a text column)."""
-
-    __tablename__ = "conferences"
-
-    id: int | None = Field(default=None, primary_key=True)
-    name: str = Field(max_length=64, unique=True, index=True)
-    owner_id: int | None = Field(default=None, foreign_key="accounts.id", ondelete="SET NULL")
-    created_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
-    updated_at: datetime = Field(default_factory=_utcnow, sa_type=DateTime(timezone=True))
-    allow_anonymous: bool = False
-    require_media_security: bool = True
-    key_modes: str = Field(default='["sdes", "fingerprint"]', sa_type=Text)
-    notify_protection: str = Field(default="optional", max_length=16)
-    chair_uri: str | None = Field(default=None, sa_type=Text)
-
-
-class AuthorizedParticipant(SQLModel, table=True):
-    """One entry of a conference's authorized list (``uri`` is a normalised AOR)."""
-
-    __tablename__ = "authorized_participants"
-    __table_args__ = (UniqueConstraint("conference_id", "uri", name="uq_participant_uri"),)
-
-    id: int | None = Field(default=None, primary_key=True)
-    conference_id: int = Field(foreign_key="conferences.id", ondelete="CASCADE", index=True)
-    uri: str = Field(sa_type=Text)
-    role: str = Field(default="participant", max_length=16)
-    use_mikey: bool = False
+# Alembic narrates every run at INFO; migrate() logs the one line that matters.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _policy_columns(policy: ConferencePolicy) -> dict[str, Any]:
@@ -137,8 +99,8 @@ def _snapshot(row: Conference, entries: Iterable[AuthorizedParticipant]) -> Conf
         owner_id=row.owner_id,
         policy=_policy_of(row),
         participants=tuple(AuthorizedEntry(e.uri, e.role, e.use_mikey) for e in entries),
-        created_at=_aware(row.created_at),
-        updated_at=_aware(row.updated_at),
+        created_at=aware(row.created_at),
+        updated_at=aware(row.updated_at),
     )
 
 
@@ -158,6 +120,8 @@ def make_engine(database_url: str) -> Engine:
     except SQLAlchemyError as exc:
         raise StoreError(f"invalid database URL {database_url!r}: {exc}") from exc
     if url.get_backend_name() != "sqlite":
+        if url.drivername == "postgresql":  # SQLAlchemy's default would be psycopg2
+            url = url.set(drivername="postgresql+psycopg")
         return create_engine(url, pool_pre_ping=True)
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
     if url.database in (None, "", ":memory:"):
@@ -169,8 +133,40 @@ def make_engine(database_url: str) -> Engine:
     return engine
 
 
-class ConferenceStore:
-    """Conference CRUD over one database; thread-safe, one session per call."""
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+FOUNDATION_REVISION = "0001"
+
+
+def _alembic_config(connection: Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine: Engine) -> str | None:
+    """Upgrade the database to the newest schema revision; that revision."""
+    from alembic import command  # imported here: after the logger level below is set
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.begin() as connection:
+        config = _alembic_config(connection)
+        tables = set(inspect(connection).get_table_names())
+        if "alembic_version" not in tables and "conferences" in tables:
+            logger.info("database predates migrations: stamping revision %s", FOUNDATION_REVISION)
+            command.stamp(config, FOUNDATION_REVISION)
+        before = MigrationContext.configure(connection).get_current_revision()
+        command.upgrade(config, "head")
+        after = MigrationContext.configure(connection).get_current_revision()
+    if after != before:
+        logger.info("database schema upgraded from %s to %s", before or "empty", after)
+    return after
+
+
+class ConferenceStore(AccountQueries):
+    """Conference and account CRUD over one database; thread-safe, one session per call."""
 
     def __init__(self, database_url: str) -> None:
         self.engine = make_engine(database_url)
@@ -191,8 +187,12 @@ class ConferenceStore:
         self.engine.dispose()
 
     def create_all(self) -> None:
-        """Create the tables that do not exist yet."""
-        SQLModel.metadata.create_all(self.engine)
+        """Bring the schema up to date (Alembic ``upgrade head``), keeping every row."""
+        migrate(self.engine)
+
+    def count_conferences(self) -> int:
+        with Session(self.engine) as session:
+            return int(session.exec(select(func.count()).select_from(Conference)).one())
 
     def create_conference(
         self,
@@ -286,7 +286,7 @@ class ConferenceStore:
                 )
             )
             session.add_all(self._rows(row.id, entries))
-            row.updated_at = _utcnow()
+            row.updated_at = utcnow()
             session.add(row)
             session.commit()
             session.refresh(row)
@@ -299,7 +299,7 @@ class ConferenceStore:
             policy = _policy_of(row).updated(**fields)
             for column, value in _policy_columns(policy).items():
                 setattr(row, column, value)
-            row.updated_at = _utcnow()
+            row.updated_at = utcnow()
             session.add(row)
             session.commit()
             session.refresh(row)

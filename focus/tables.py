@@ -1,0 +1,80 @@
+"""The SQLModel tables of the conference store (schema owned by the Alembic migrations).
+
+``accounts`` (web/API users), ``api_tokens`` (bearer tokens, stored as SHA-256
+digests only), ``conferences`` (name, owner, policy) and
+``authorized_participants`` (the per-conference authorized list with roles,
+TS 33.328 G.3.1).  :mod:`focus.store` and :mod:`focus.accounts` query them and
+hand out frozen snapshots; nothing else sees a row.  Every change to a table
+here needs a new revision in ``focus/migrations/versions``; a test compares the
+migrated schema with these declarations.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime (every stored time is UTC)."""
+    return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class Account(SQLModel, table=True):
+    """A web/API account: a conference creator, or an administrator."""
+
+    __tablename__ = "accounts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True, index=True)
+    password_hash: str = Field(sa_type=Text)
+    is_admin: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class ApiToken(SQLModel, table=True):
+    """A REST API bearer token; only the SHA-256 digest of the token is kept."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="accounts.id", ondelete="CASCADE", index=True)
+    digest: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+
+
+class Conference(SQLModel, table=True):
+    """A conference and its policy (``key_modes`` is a JSON list in a text column)."""
+
+    __tablename__ = "conferences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64, unique=True, index=True)
+    owner_id: int | None = Field(default=None, foreign_key="accounts.id", ondelete="SET NULL")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    allow_anonymous: bool = False
+    require_media_security: bool = True
+    key_modes: str = Field(default='["sdes", "fingerprint"]', sa_type=Text)
+    notify_protection: str = Field(default="optional", max_length=16)
+    chair_uri: str | None = Field(default=None, sa_type=Text)
+
+
+class AuthorizedParticipant(SQLModel, table=True):
+    """One entry of a conference's authorized list (``uri`` is a normalised AOR)."""
+
+    __tablename__ = "authorized_participants"
+    __table_args__ = (UniqueConstraint("conference_id", "uri", name="uq_participant_uri"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    conference_id: int = Field(foreign_key="conferences.id", ondelete="CASCADE", index=True)
+    uri: str = Field(sa_type=Text)
+    role: str = Field(default="participant", max_length=16)
+    use_mikey: bool = False

@@ -1,0 +1,239 @@
+"""web.api: the REST API of the interfaces contract, its errors, and live policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from starlette.testclient import TestClient
+
+from focus.store import ConferenceStore
+
+from .conftest import FakeDialOut, FakeServices, sign_in
+
+Auth = Callable[[str], dict[str, str]]
+ALICE_URI = "sip:alice@127.0.0.1"
+
+
+def create(client: TestClient, headers: dict[str, str], name: str = "retro", **body: object):
+    response = client.post("/api/conferences", json={"name": name, **body}, headers=headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_create_read_list_delete(client: TestClient, token: Auth, services: FakeServices) -> None:
+    alice = token("alice")
+    created = create(
+        client,
+        alice,
+        policy={"allow_anonymous": True},
+        participants=[{"uri": ALICE_URI, "role": "chair", "use_mikey": True}],
+    )
+    assert created["uri"] == "sip:retro@127.0.0.1"
+    assert created["policy"]["allow_anonymous"] is True
+    assert created["participants"] == [{"uri": ALICE_URI, "role": "chair", "use_mikey": True}]
+    one = client.get(f"/api/conferences/{created['id']}", headers=alice)
+    assert one.status_code == 200 and one.json() == created
+    listed = client.get("/api/conferences", headers=alice).json()["conferences"]
+    assert [c["name"] for c in listed] == ["retro"]
+    gone = client.delete(f"/api/conferences/{created['id']}", headers=alice)
+    assert gone.status_code == 204
+    assert services.focus.applied == ["retro"], "deleting disconnects everyone (apply_policy)"
+    assert client.get(f"/api/conferences/{created['id']}", headers=alice).status_code == 404
+
+
+def test_patch_and_put_apply_the_policy_live(
+    client: TestClient, token: Auth, services: FakeServices
+) -> None:
+    alice = token("alice")
+    conf = create(client, alice, participants=[{"uri": ALICE_URI}, {"uri": "sip:b@x"}])
+    url = f"/api/conferences/{conf['id']}"
+    patched = client.patch(url, json={"policy": {"key_modes": ["sdes"]}}, headers=alice)
+    assert patched.status_code == 200 and patched.json()["policy"]["key_modes"] == ["sdes"]
+    put = client.put(
+        f"{url}/participants", json={"participants": [{"uri": ALICE_URI}]}, headers=alice
+    )
+    assert put.status_code == 200
+    assert [p["uri"] for p in put.json()["participants"]] == [ALICE_URI]
+    assert services.focus.applied == ["retro", "retro"]
+
+
+def test_roster_comes_from_the_focus(client: TestClient, token: Auth, services: FakeServices):
+    alice = token("alice")
+    conf = create(client, alice)
+    entry = {
+        "uri": ALICE_URI,
+        "role": "participant",
+        "state": "connected",
+        "joined_by": "dial-in",
+        "reason": None,
+        "media": [{"type": "audio", "key_mode": "sdes", "packets_in": 5, "packets_out": 4}],
+    }
+    services.focus.rosters["retro"] = [entry]
+    roster = client.get(f"/api/conferences/{conf['id']}/roster", headers=alice)
+    assert roster.json() == {"conference": "sip:retro@127.0.0.1", "participants": [entry]}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"name": "Bad Name"}, 422, "invalid_input"),
+        ({"name": "ok", "extra": 1}, 422, "invalid_input"),
+        ({}, 422, "invalid_input"),
+        ({"name": "ok", "policy": {"key_modes": []}}, 422, "invalid_input"),
+        ({"name": "ok", "policy": {"allow_anonymous": "yes"}}, 422, "invalid_input"),
+        ({"name": "ok", "policy": {"nope": 1}}, 422, "invalid_input"),
+        ({"name": "ok", "policy": []}, 422, "invalid_input"),
+        ({"name": "ok", "participants": [{"uri": "http://x"}]}, 422, "invalid_input"),
+        (
+            {"name": "ok", "participants": [{"uri": "sip:a@x"}, {"uri": "sip:a@x"}]},
+            422,
+            "invalid_input",
+        ),
+        (
+            {"name": "ok", "participants": [{"uri": "sip:a@x", "role": "king"}]},
+            422,
+            "invalid_input",
+        ),
+        ({"name": "ok", "participants": "sip:a@x"}, 422, "invalid_input"),
+        ({"name": 5}, 422, "invalid_input"),
+    ],
+)
+def test_invalid_input_is_a_clear_422(
+    client: TestClient, token: Auth, body: dict[str, object], status: int, code: str
+) -> None:
+    response = client.post("/api/conferences", json=body, headers=token("alice"))
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code and response.json()["detail"]
+
+
+def test_malformed_bodies(client: TestClient, token: Auth) -> None:
+    alice = token("alice")
+    headers = {**alice, "Content-Type": "application/json"}
+    assert client.post("/api/conferences", content=b"{", headers=headers).status_code == 400
+    assert client.post("/api/conferences", content=b"[1]", headers=headers).status_code == 422
+    deep = b"[" * 100_000
+    assert client.post("/api/conferences", content=deep, headers=headers).status_code == 413
+    nested = b"[" * 20_000 + b"]" * 20_000
+    assert client.post("/api/conferences", content=nested, headers=headers).status_code == 400
+    plain = client.post("/api/conferences", content=b"name=x", headers=alice)
+    assert plain.status_code == 415 and plain.json()["error"] == "unsupported_media_type"
+    assert client.post("/api/conferences", content=b"\xff", headers=headers).status_code == 400
+
+
+def test_conflict_unknown_and_unauthenticated(client: TestClient, token: Auth) -> None:
+    alice = token("alice")
+    create(client, alice)
+    again = client.post("/api/conferences", json={"name": "retro"}, headers=alice)
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+    for path in (
+        "/api/conferences/999",
+        "/api/conferences/99999999999999999999",
+        "/api/conferences/abc",
+        "/api/nothing",
+    ):
+        response = client.get(path, headers=alice)
+        assert response.status_code == 404 and response.json()["error"] == "not_found", path
+    anonymous = client.get("/api/conferences")
+    assert anonymous.status_code == 401 and anonymous.json()["error"] == "unauthorized"
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    bad = client.get("/api/conferences", headers={"Authorization": "Bearer mrf_nope"})
+    assert bad.status_code == 401
+    wrong_method = client.put("/api/conferences", headers=alice)
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "method_not_allowed"
+
+
+def test_dial_out_without_a_dialer_is_an_honest_501(client: TestClient, token: Auth) -> None:
+    alice = token("alice")
+    conf = create(client, alice, participants=[{"uri": ALICE_URI}])
+    response = client.post(
+        f"/api/conferences/{conf['id']}/dial-out", json={"uri": ALICE_URI}, headers=alice
+    )
+    assert response.status_code == 501
+    assert response.json() == {
+        "error": "not_implemented",
+        "detail": "dial-out is not available in this server (no focus.dialout)",
+    }
+
+
+def test_dial_out_through_the_focus(
+    client: TestClient, token: Auth, services: FakeServices, store: ConferenceStore
+) -> None:
+    services.focus.dialout = FakeDialOut(store)
+    alice = token("alice")
+    conf = create(client, alice, participants=[{"uri": ALICE_URI}])
+    url = f"/api/conferences/{conf['id']}/dial-out"
+    started = client.post(url, json={"uri": ALICE_URI}, headers=alice)
+    assert started.status_code == 202
+    assert started.json()["participant"]["state"] == "dialing"
+    assert services.focus.dialout.started == [("retro", ALICE_URI)]
+    refused = client.post(url, json={"uri": "sip:eve@127.0.0.1"}, headers=alice)
+    assert refused.status_code == 403 and refused.json()["error"] == "not_authorized"
+    assert client.post(url, json={"uri": 7}, headers=alice).status_code == 422
+
+
+def test_session_cookie_works_for_the_api_with_a_csrf_header(client: TestClient) -> None:
+    csrf = sign_in(client, "alice")
+    assert client.get("/api/conferences").status_code == 200
+    refused = client.post("/api/conferences", json={"name": "x1"})
+    assert refused.status_code == 403 and refused.json()["error"] == "csrf"
+    ok = client.post("/api/conferences", json={"name": "x1"}, headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 201
+
+
+def test_health_and_metrics(client: TestClient, services: FakeServices, token: Auth) -> None:
+    assert client.get("/api/health").json() == {
+        "status": "ok",
+        "listeners": {
+            "sip-udp": True,
+            "sip-tcp": True,
+            "sip-tls": True,
+            "media": True,
+            "web": True,
+        },
+    }
+    services.up["sip-tls"] = False
+    down = client.get("/api/health")
+    assert down.status_code == 503 and down.json()["status"] == "degraded"
+    create(client, token("alice"))
+    metrics = client.get("/metrics")
+    assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = metrics.text.splitlines()
+    assert "mrf_conferences 1" in lines and "mrf_accounts 3" in lines
+    assert 'mrf_http_responses_total{status="201"} 1' in lines
+    assert "# TYPE mrf_srtp_packets gauge" in lines
+
+
+class _LiveCall:
+    """A connected participant as the focus holds it (focus.call.FocusCall's surface)."""
+
+    def __init__(self, conference: str, call_id: str) -> None:
+        self.call_id, self.muted = call_id, False
+        self.conference = type("Info", (), {"name": conference})()
+
+    def roster_entry(self) -> dict[str, object]:
+        return {"uri": ALICE_URI, "role": "participant", "state": "connected",
+                "joined_by": "dial-in", "reason": None, "muted": self.muted,
+                "call_id": self.call_id, "media": []}  # fmt: skip
+
+
+def test_mute_and_unmute_a_participant(client: TestClient, token: Auth, services: FakeServices):
+    alice = token("alice")
+    conf = create(client, alice)
+    call = _LiveCall("retro", "c1@host")
+    services.focus.calls.append(call)
+    url = f"/api/conferences/{conf['id']}/roster/c1@host"
+    muted = client.patch(url, json={"muted": True}, headers=alice)
+    assert muted.status_code == 200 and muted.json()["muted"] is True and call.muted
+    unmuted = client.patch(url, json={"muted": False}, headers=alice)
+    assert unmuted.json()["muted"] is False and not call.muted
+    assert client.patch(url, json={"muted": "yes"}, headers=alice).status_code == 422
+    assert client.patch(url, json={"deaf": True}, headers=alice).status_code in (400, 422)
+    missing = client.patch(url.replace("c1@host", "nobody"), json={"muted": True}, headers=alice)
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    other = _LiveCall("elsewhere", "c2@host")
+    services.focus.calls.append(other)
+    wrong = client.patch(url.replace("c1@host", "c2@host"), json={"muted": True}, headers=alice)
+    assert wrong.status_code == 404 and not other.muted
+    bob = token("bob")
+    assert client.patch(url, json={"muted": True}, headers=bob).status_code == 404

@@ -1,0 +1,178 @@
+"""Security of the web UI and API: XSS, CSRF, ownership, throttling, cookies, headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import quote
+
+import pytest
+from markupsafe import escape
+from starlette.testclient import TestClient
+
+from focus.store import ConferenceStore
+from web.app import CSP
+
+from .conftest import PASSWORD, FakeServices, csrf_of, sign_in
+
+Auth = Callable[[str], dict[str, str]]
+XSS = [
+    "<script>alert(1)</script>",
+    '"><img src=x onerror=alert(1)>',
+    "'><svg onload=alert(1)>",
+    "javascript:alert(1)",
+    "x'onmouseover=alert(1)",
+]
+
+
+def assert_escaped(payload: str, page: str) -> None:
+    if any(c in payload for c in "<>\"'"):
+        assert payload not in page
+    assert 'href="javascript' not in page and "<script>alert" not in page
+
+
+@pytest.mark.parametrize("payload", XSS)
+def test_xss_payloads_are_escaped_in_every_field(
+    client: TestClient, services: FakeServices, store: ConferenceStore, payload: str
+) -> None:
+    """Payloads in the SIP user part (valid URIs), names, and roster entries."""
+    owner = store.get_account("alice")
+    assert owner is not None
+    safe = "'=()"
+    uri = f"sip:{quote(payload, safe=safe)}@127.0.0.1"  # as a valid SIP URI
+    info = store.create_conference("xss", [(uri, "chair")], owner_id=owner.id)
+    store.update_policy("xss", chair_uri=uri)
+    services.focus.rosters["xss"] = [
+        {
+            "uri": payload,
+            "role": payload,
+            "state": payload,
+            "joined_by": "dial-in",
+            "reason": None,
+            "media": [{"type": payload, "key_mode": payload, "packets_in": 1, "packets_out": 1}],
+        }
+    ]
+    csrf = sign_in(client, "alice")
+    page = client.get(f"/conferences/{info.id}").text
+    assert_escaped(payload, page)
+    assert "<img src=x" not in page and "<svg" not in page
+    assert page.count(str(escape(payload))) >= 4, "the roster fields are shown, escaped"
+    # form fields echoed back after an error are escaped too
+    echo = client.post("/conferences", data={"csrf_token": csrf, "name": payload})
+    assert echo.status_code == 422
+    assert_escaped(payload, echo.text)
+    added = client.post(
+        f"/conferences/{info.id}/participants",
+        data={"csrf_token": csrf, "uri": payload, "role": "participant"},
+    )
+    assert added.status_code in (200, 303, 422)
+    assert_escaped(payload, client.get(f"/conferences/{info.id}").text)
+    login = TestClient(client.app, base_url="http://127.0.0.1")
+    page = login.get("/login")
+    wrong = login.post(
+        "/login", data={"csrf_token": csrf_of(page.text), "name": payload, "password": "x" * 8}
+    )
+    assert wrong.status_code == 401
+    assert_escaped(payload, wrong.text)
+
+
+def test_form_posts_without_or_with_a_wrong_csrf_token_are_refused(
+    client: TestClient, store: ConferenceStore
+) -> None:
+    csrf = sign_in(client, "alice")
+    for data in ({"name": "nocsrf"}, {"name": "badcsrf", "csrf_token": csrf[:-2] + "xx"}):
+        response = client.post("/conferences", data=data)
+        assert response.status_code == 403, data
+    assert store.list_conferences() == []
+    fresh = TestClient(client.app, base_url="http://127.0.0.1")
+    refused = fresh.post("/login", data={"name": "alice", "password": PASSWORD})
+    assert refused.status_code == 403, "even the sign-in form needs its token"
+    ok = client.post(
+        "/conferences", data={"name": "withcsrf", "csrf_token": csrf}, follow_redirects=False
+    )
+    assert ok.status_code == 303
+
+
+def test_creators_see_and_change_only_their_own_conferences(
+    client: TestClient, token: Auth, services: FakeServices
+) -> None:
+    bob = token("bob")
+    conf = client.post("/api/conferences", json={"name": "bobs"}, headers=bob).json()
+    alice = token("alice")
+    base = f"/api/conferences/{conf['id']}"
+    assert client.get("/api/conferences", headers=alice).json() == {"conferences": []}
+    requests = [
+        ("GET", base, None),
+        ("PATCH", base, {"policy": {"allow_anonymous": True}}),
+        ("DELETE", base, None),
+        ("PUT", f"{base}/participants", {"participants": []}),
+        ("POST", f"{base}/dial-out", {"uri": "sip:a@b"}),
+        ("GET", f"{base}/roster", None),
+    ]
+    for method, url, body in requests:
+        response = client.request(method, url, json=body, headers=alice)
+        assert response.status_code == 404, (method, url, response.text)
+    assert services.focus.applied == [], "nothing of bob's was touched"
+    # through the UI as well
+    csrf = sign_in(client, "alice")
+    assert client.get(f"/conferences/{conf['id']}").status_code == 404
+    assert "bobs" not in client.get("/conferences").text
+    for action in ("policy", "participants", "participants/remove", "call", "delete"):
+        response = client.post(
+            f"/conferences/{conf['id']}/{action}", data={"csrf_token": csrf, "uri": "sip:a@b"}
+        )
+        assert response.status_code == 404, action
+    assert client.get(f"/conferences/{conf['id']}/events").status_code == 404
+    # an administrator sees everything
+    root = client.get("/api/conferences", headers=token("root")).json()["conferences"]
+    assert [c["name"] for c in root] == ["bobs"]
+
+
+def test_ten_wrong_passwords_throttle_sign_in(client: TestClient) -> None:
+    page = client.get("/login")
+    csrf = csrf_of(page.text)
+    for attempt in range(10):
+        wrong = client.post(
+            "/login", data={"csrf_token": csrf, "name": "alice", "password": f"wrong-{attempt}"}
+        )
+        assert wrong.status_code == 401, attempt
+    throttled = client.post(
+        "/login", data={"csrf_token": csrf, "name": "alice", "password": PASSWORD}
+    )
+    assert throttled.status_code == 429, "the right password is refused while throttled"
+    assert int(throttled.headers["retry-after"]) > 0
+    assert "Too many failed sign-ins" in throttled.text
+    assert client.get("/api/conferences").status_code == 401
+    metrics = client.get("/metrics").text
+    assert 'mrf_logins_total{result="throttled"} 1' in metrics.splitlines()
+
+
+def test_session_cookie_attributes_and_logout(client: TestClient) -> None:
+    page = client.get("/login")
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "secure" not in cookie
+    before = client.cookies.get("mrf_session")
+    response = client.post(
+        "/login",
+        data={"csrf_token": csrf_of(page.text), "name": "alice", "password": PASSWORD},
+        follow_redirects=False,
+    )
+    assert client.cookies.get("mrf_session") != before, "a new session id on sign-in"
+    assert "httponly" in response.headers["set-cookie"].lower()
+    csrf = csrf_of(client.get("/conferences").text)
+    client.post("/logout", data={"csrf_token": csrf})
+    assert client.get("/conferences", follow_redirects=False).headers["location"] == "/login"
+    https = TestClient(client.app, base_url="https://127.0.0.1")
+    assert "secure" in https.get("/login").headers["set-cookie"].lower()
+
+
+def test_security_headers_everywhere(client: TestClient) -> None:
+    sign_in(client, "alice")
+    for path in ("/login", "/conferences", "/api/conferences", "/api/health", "/nowhere"):
+        headers = client.get(path).headers
+        assert headers["content-security-policy"] == CSP, path
+        assert "unsafe-inline" not in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "no-referrer"
+        assert headers["cache-control"] == "no-store", path
+    assert "no-store" not in client.get("/static/style.css").headers.get("cache-control", "")

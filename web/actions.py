@@ -1,0 +1,134 @@
+"""Changes made from the web page and the REST API alike, and their live effect.
+
+Every change to a conference's policy or authorized list is stored first and
+then applied to the running conference with ``focus.apply_policy(name)``: a
+participant no longer admitted gets a BYE and its keys are dropped (issue 4
+"live policy", TS 33.328 G.3.1).  Deleting a conference disconnects everyone.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+
+from focus.conference import (
+    AuthorizedEntry,
+    ConferenceInfo,
+    ConferencePolicy,
+    InvalidInput,
+    coerce_participants,
+)
+from focus.dialout import DialOutError
+from web.auth import Principal
+from web.state import call_store, web_state
+
+logger = logging.getLogger(__name__)
+
+MAX_PARTICIPANTS = 1000
+DIAL_OUT_UNAVAILABLE = "dial-out is not available in this server (no focus.dialout)"
+# DialOutError.status -> (HTTP status, error code)
+DIAL_OUT_ERRORS = {
+    400: (422, "invalid_input"), 403: (403, "not_authorized"), 404: (404, "not_found"),
+    503: (503, "unavailable"),
+}  # fmt: skip
+
+
+class DialOutRefused(Exception):
+    """Dial-out could not start: HTTP ``status``, error ``code``, ``detail``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def dial_out(request: Request, info: ConferenceInfo, target: object) -> dict[str, object]:
+    """Have the focus INVITE ``target`` (TS 33.328 G.1); its roster entry (``dialing``).
+
+    The focus only dials identities on the authorized list; progress (ringing,
+    connected, failed with the SIP status) shows in the roster.
+    """
+    dialer = web_state(request).services.focus.dialout
+    if dialer is None:
+        raise DialOutRefused(501, "not_implemented", DIAL_OUT_UNAVAILABLE)
+    if not isinstance(target, str) or not target.strip() or len(target) > 512:
+        raise DialOutRefused(422, "invalid_input", "uri must be a SIP URI")
+    try:
+        call = dialer.start(info.name, target)
+    except DialOutError as exc:
+        status, code = DIAL_OUT_ERRORS.get(exc.status, (422, "invalid_input"))
+        raise DialOutRefused(status, code, exc.detail) from None
+    logger.info("conference %s: dial-out to %s", info.name, call.participant)
+    entry: dict[str, object] = call.roster_entry()
+    return entry
+
+
+async def create_conference(
+    request: Request,
+    who: Principal,
+    name: str,
+    policy: ConferencePolicy,
+    participants: tuple[AuthorizedEntry, ...] = (),
+) -> ConferenceInfo:
+    store = web_state(request).store
+    info = await call_store(
+        request, lambda: store.create_conference(
+            name, participants, owner_id=who.account.id, policy=policy
+        ),
+    )  # fmt: skip
+    logger.info("account %s created conference %s", who.account.name, name)
+    return info
+
+
+async def _applied(request: Request, name: str) -> None:
+    gone = await web_state(request).services.focus.apply_policy(name)
+    if gone:
+        logger.info("conference %s: disconnected %s after a change", name, ", ".join(gone))
+
+
+async def update_policy(
+    request: Request, info: ConferenceInfo, fields: dict[str, object]
+) -> ConferenceInfo:
+    store = web_state(request).store
+    updated = await call_store(request, lambda: store.update_policy(info.name, **fields))
+    await _applied(request, info.name)
+    return updated
+
+
+def validate_participants(items: object) -> tuple[AuthorizedEntry, ...]:
+    """An authorized list from JSON-like items (``{"uri", "role", "use_mikey"}``)."""
+    if not isinstance(items, list):
+        raise InvalidInput("participants must be a list")
+    if len(items) > MAX_PARTICIPANTS:
+        raise InvalidInput(f"at most {MAX_PARTICIPANTS} participants")
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise InvalidInput(f"each participant must be an object with a uri, got {item!r}")
+        unknown = sorted(set(item) - {"uri", "role", "use_mikey"})
+        if unknown:
+            raise InvalidInput(f"unknown participant field {unknown[0]!r}")
+        if "uri" not in item:
+            raise InvalidInput("each participant needs a uri")
+        entries.append(
+            AuthorizedEntry(
+                item["uri"], item.get("role", "participant"), item.get("use_mikey", False)
+            )
+        )
+    return coerce_participants(entries)
+
+
+async def set_participants(
+    request: Request, info: ConferenceInfo, entries: tuple[AuthorizedEntry, ...]
+) -> ConferenceInfo:
+    store = web_state(request).store
+    updated = await call_store(request, store.set_participants, info.name, entries)
+    await _applied(request, info.name)
+    return updated
+
+
+async def delete_conference(request: Request, who: Principal, info: ConferenceInfo) -> None:
+    store = web_state(request).store
+    await call_store(request, store.delete_conference, info.name)
+    await _applied(request, info.name)
+    logger.info("account %s deleted conference %s", who.account.name, info.name)
