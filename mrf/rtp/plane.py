@@ -13,7 +13,12 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+from collections.abc import Callable
+from typing import Any
 
+from focus.sdp.attributes import SdpFingerprint
+from mrf.rtp.dtls import RtpDtlsCertificate, RtpDtlsKeying, RtpDtlsSession, RtpDtlsState
+from mrf.rtp.ice import RtpIceAgent
 from mrf.rtp.packet import RtpLocalError
 from mrf.rtp.stream import OnRtp, RtpStream
 
@@ -55,7 +60,20 @@ class MediaPlane:
         self._pairs = list(range(first, hi, 2))  # even RTP ports whose RTCP port fits
         self._cursor = 0
         self._streams: dict[int, RtpStream] = {}
+        self._dtls_certificate: RtpDtlsCertificate | None = None
         self.closed = False
+
+    @property
+    def dtls_certificate(self) -> RtpDtlsCertificate:
+        """The plane's DTLS certificate (ECDSA P-256, made on first use, memory only)."""
+        if self._dtls_certificate is None:
+            self._dtls_certificate = RtpDtlsCertificate.generate()
+        return self._dtls_certificate
+
+    @property
+    def dtls_fingerprint(self) -> SdpFingerprint:
+        """``a=fingerprint`` for answers keyed by DTLS-SRTP (RFC 8122 §5)."""
+        return self.dtls_certificate.fingerprint()
 
     @property
     def streams(self) -> list[RtpStream]:
@@ -87,6 +105,41 @@ class MediaPlane:
             return stream
         raise MediaPlaneError(f"no free RTP port pair in {self.rtp_ports[0]}-{self.rtp_ports[1]}")
 
+    def configure_transport(
+        self, stream: RtpStream, plan: Any, *, on_failed: Callable[[str], None] | None = None
+    ) -> None:
+        """ICE (`mrf.rtp.ice`) and DTLS-SRTP keying (`mrf.rtp.dtls`) of one accepted
+        stream plan (`focus.sdp.offer_answer.SdpStreamPlan`).
+
+        A re-offer with the same ICE credentials and DTLS parameters changes
+        nothing (the association goes on); new ones replace the old agent or
+        association (ICE restart, new DTLS keys).  With both, DTLS starts once
+        ICE has nominated a pair (RFC 5763 §5 over RFC 8445).  ``on_failed(reason)``
+        is called when the DTLS handshake fails (the focus then hangs up).
+        """
+        ice = plan.ice if plan.ice is not None and not plan.ice.mismatch else None
+        if stream.ice is not None and not stream.ice.same_session(ice):
+            stream.ice.close()  # ICE restart: new credentials (RFC 8839 §4.4.1.1.1)
+            stream.ice = None
+        if stream.keying is not None and stream.keying.plan != plan.dtls:
+            stream.keying.close()
+            stream.keying = None
+        if plan.dtls is not None and stream.keying is None:
+            session = RtpDtlsSession(
+                self.dtls_certificate,
+                client=plan.dtls.client,
+                fingerprints=plan.dtls.remote_fingerprints,
+            )
+            stream.keying = RtpDtlsKeying(stream, session, on_failed=on_failed)
+            stream.keying.plan = plan.dtls
+            if ice is None:
+                stream.keying.start()
+        if ice is not None and stream.ice is None:
+            stream.ice = RtpIceAgent(
+                stream, ice, rtcp_mux=plan.rtcp_mux, on_connected=lambda: _start_dtls(stream)
+            )
+            stream.ice.start()
+
     def release(self, stream: RtpStream) -> None:
         """Close the stream (keys wiped, sockets closed) and free its port pair."""
         if self._streams.get(stream.rtp_port) is stream:
@@ -105,3 +158,10 @@ class MediaPlane:
         self.close()
         for stream in streams:
             await stream.wait_closed()
+
+
+def _start_dtls(stream: RtpStream) -> None:
+    """ICE is up: a DTLS client may now send its ClientHello to the nominated pair."""
+    keying = stream.keying
+    if keying is not None and keying.state is RtpDtlsState.NEW:
+        keying.start()

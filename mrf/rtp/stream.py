@@ -3,19 +3,27 @@
 `RtpStream` binds RTP on an even port and RTCP on port+1 (RFC 3550 §11) and
 also accepts RTCP multiplexed on the RTP port (RFC 5761 §4).  Inbound packets
 are unprotected with the participant's own receive key; authenticated RTP is
-counted and handed to `on_rtp` (the mixer's hook).  Outbound media goes
+counted and handed to `on_rtp` (the mixer's hook, `mrf.rtp.conference`).  Outbound media goes
 through `send_rtp()`; a comfort-silence generator (G.711, RFC 3551 §4.5.14)
 can drive it on a 20 ms monotonic schedule (`mrf.rtp.silence`).  An SR or RR compound with SDES
 CNAME is sent every ~5 s (RFC 3550 §6.2, §6.4), protected with SRTCP.
 
 Symmetric RTP (RFC 4961): replies go to the source address of the first
 authenticated packet, which may differ from the signalled one behind a NAT.
+
+Key sources are pluggable: SDES and MIKEY call `set_keys()` from the
+signalling; DTLS-SRTP (`mrf.rtp.dtls`) and ICE (`mrf.rtp.ice`) run on the
+stream's own sockets.  Datagrams are demultiplexed by their first byte
+(RFC 7983 §7): 0-3 STUN → `stun_handler`, 20-63 DTLS → `dtls_handler`,
+128-191 RTP/RTCP.  Until ICE has nominated a pair the stream has no remote and
+sends nothing (`set_ice_remote`); until DTLS has keyed it, nothing is accepted.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import random
 import secrets
@@ -49,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 type Address = tuple[str, int]
 type OnRtp = Callable[[RtpStream, RtpPacket], None]
+type OnDtls = Callable[[bytes, Address], None]
+type OnStun = Callable[[bytes, Address, int], None]  # datagram, source, ICE component
 
 _COUNTERS = (  # RtpStream attributes reported by stats()
     "packets_in bytes_in packets_out bytes_out auth_failures replays malformed unkeyed "
@@ -100,6 +110,7 @@ class RtpStream:
         self._protocols: list[_StreamProtocol] = []
         self._rx: SrtpContext | None = None
         self._tx: SrtpContext | None = None
+        self._key_id = b""  # SHA-256 over the installed keys, to spot an unchanged re-key
         self._rtp_remote: Address | None = None
         self._rtcp_remote: Address | None = None
         self._latched = False
@@ -116,6 +127,11 @@ class RtpStream:
         self.packets_in = self.bytes_in = self.packets_out = self.bytes_out = 0
         self.auth_failures = self.replays = self.malformed = self.unkeyed = 0
         self.rtcp_in = self.rtcp_out = 0
+        self.dtls_handler: OnDtls | None = None  # mrf.rtp.dtls.RtpDtlsKeying
+        self.stun_handler: OnStun | None = None  # mrf.rtp.ice.RtpIceAgent
+        self.keying: Any = None  # the DTLS keying driving this stream, if any
+        self.ice: Any = None  # the ICE agent of this stream, if any
+        self._closers: list[Callable[[], None]] = []
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -168,6 +184,10 @@ class RtpStream:
         `rx_mki` is the MKI the peer's SRTP/SRTCP carries (RFC 4568 §6.1); ours
         never carries one.  On `SrtpLocalError` the stream is left unkeyed.
         """
+        name = str(getattr(suite, "name", suite)).encode()
+        key_id = hashlib.sha256(b"|".join((name, rx_key_salt, tx_key_salt, rx_mki or b""))).digest()
+        if self._rx is not None and key_id == self._key_id:
+            return  # same keys (a re-offer kept them): the contexts, ROC and replay list go on
         self._wipe_keys()
         rx = SrtpContext(suite, rx_key_salt, SrtpDirection.INBOUND, rx_mki=rx_mki)
         try:
@@ -175,7 +195,7 @@ class RtpStream:
         except SrtpError:
             rx.wipe()
             raise
-        self._rx, self._tx = rx, tx
+        self._rx, self._tx, self._key_id = rx, tx, key_id
         self.log.debug(
             "[%s] SRTP keyed suite=%s rx_key_len=%d tx_key_len=%d rx_mki_len=%d",
             self.label,
@@ -184,6 +204,41 @@ class RtpStream:
             tx.key_length,
             len(rx_mki or b""),
         )
+
+    def set_clock_rate(self, clock_rate: int) -> None:
+        """RTP clock of the negotiated codec: jitter and SR timestamps use it (RFC 3550 §6.4.1)."""
+        if clock_rate <= 0:
+            raise ValueError("clock rate must be positive")
+        self.clock_rate = clock_rate
+        self._reception.clock_rate = clock_rate
+
+    @property
+    def packets_lost(self) -> int:
+        """Cumulative packets lost from the peer (RFC 3550 §6.4.1, may be negative)."""
+        return self._reception.cumulative_lost
+
+    @property
+    def jitter_ms(self) -> float:
+        """Interarrival jitter of the peer's RTP in milliseconds (RFC 3550 §A.8)."""
+        return round(self._reception.jitter * 1000 / self.clock_rate, 3)
+
+    def set_ice_remote(self, rtp: Address, rtcp: Address) -> None:
+        """The nominated ICE pairs' remote addresses (RFC 8445 §12): no latching after."""
+        self._rtp_remote, self._rtcp_remote = rtp, rtcp
+        self._latched = self._rtcp_latched = True
+
+    def send_raw(self, data: bytes, addr: Address, *, rtcp_port: bool = False) -> None:
+        """Send a non-RTP datagram (DTLS, STUN) from the RTP (or RTCP) socket."""
+        if not self.closed and self._transports:
+            self._transports[1 if rtcp_port else 0].sendto(data, addr)
+
+    def transport(self, rtcp_port: bool = False) -> asyncio.DatagramTransport:
+        """The RTP (or RTCP) socket's transport (ICE binds its checks to it)."""
+        return self._transports[1 if rtcp_port else 0]
+
+    def add_closer(self, closer: Callable[[], None]) -> None:
+        """Run ``closer`` when the stream closes (DTLS and ICE tear-down)."""
+        self._closers.append(closer)
 
     def set_remote(self, host: str, rtp_port: int, rtcp_port: int | None = None) -> None:
         """Signalled peer address; `rtcp_port == rtp_port` means rtcp-mux (RFC 5761)."""
@@ -194,9 +249,14 @@ class RtpStream:
     # --- receive path ---------------------------------------------------------------------
 
     def _datagram_received(self, data: bytes, addr: Address, *, rtcp_port: bool) -> None:
-        if self.closed:
+        if self.closed or not data:
             return
-        if len(data) > self.max_packet_size or len(data) < 8:
+        first = data[0]
+        if first < 4 and self.stun_handler is not None:  # RFC 7983 §7
+            self.stun_handler(data, addr, 2 if rtcp_port else 1)
+        elif 20 <= first < 64 and self.dtls_handler is not None:
+            self.dtls_handler(data, addr)
+        elif len(data) > self.max_packet_size or len(data) < 8:
             self.malformed += 1
         elif rtcp_port or is_rtcp(data):
             self._rtcp_received(data, addr, muxed=not rtcp_port)
@@ -301,7 +361,7 @@ class RtpStream:
         """Send G.711 silence every 20 ms until `stop_silence()` (one generator per stream)."""
         if self._loop is None:
             raise RuntimeError("stream is not bound")
-        generator = RtpSilenceGenerator(self._loop, self.send_rtp, self._skip_samples, codec)
+        generator = RtpSilenceGenerator(self._loop, self.send_rtp, self.skip_samples, codec)
         self.stop_silence()
         self._silence = generator
         generator.start()
@@ -311,7 +371,7 @@ class RtpStream:
             self._silence.stop()
             self._silence = None
 
-    def _skip_samples(self, samples: int) -> None:
+    def skip_samples(self, samples: int) -> None:
         """Advance the RTP timestamp over media not sent (RFC 3550 §5.1)."""
         self._timestamp = (self._timestamp + samples) & 0xFFFFFFFF
 
@@ -370,6 +430,12 @@ class RtpStream:
             self.send_rtcp_report(bye=True)
         except (SrtpError, OSError) as exc:
             self.log.debug("[%s] BYE not sent: %s", self.label, exc)
+        for closer in self._closers:  # DTLS close_notify still goes out
+            try:
+                closer()
+            except Exception:
+                self.log.exception("[%s] close hook failed", self.label)
+        self._closers.clear()
         self.closed = True
         self.stop_silence()
         if self._rtcp_timer is not None:
@@ -389,6 +455,7 @@ class RtpStream:
             "suite": self.suite.name if self.suite else None,
             **{name: getattr(self, name) for name in _COUNTERS},
             "lost": self._reception.cumulative_lost,
+            "jitter_ms": self.jitter_ms,
         }
 
 

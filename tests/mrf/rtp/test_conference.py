@@ -1,0 +1,237 @@
+"""The mixer on the loop, wired to focus events: isolation, N-1, hold, mute, leave, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pytest
+
+from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft, ParticipantUpdated
+from focus.sdp.attributes import SdpDirection, SdpRtpmap
+from focus.sdp.offer_answer import SdpAnswerPlan, SdpStreamPlan
+from mrf.rtp.codec import G711Codec
+from mrf.rtp.conference import RtpMixerPool
+from mrf.rtp.dtmf import RtpTelephoneEvent
+from mrf.rtp.metrics import prometheus_text
+from mrf.rtp.packet import RtpPacket
+from mrf.rtp.plane import MediaPlane
+from mrf.rtp.srtp import SrtpContext, SrtpDirection
+
+SUITE = "AES_CM_128_HMAC_SHA1_80"
+
+
+class Peer(asyncio.DatagramProtocol):
+    """A participant's UA: sends a tone with its key, keeps what it decrypts."""
+
+    def __init__(self) -> None:
+        self.to_focus, self.from_focus = secrets.token_bytes(30), secrets.token_bytes(30)
+        self.tx = SrtpContext(SUITE, self.to_focus, SrtpDirection.OUTBOUND)
+        self.rx = SrtpContext(SUITE, self.from_focus, SrtpDirection.INBOUND)
+        self.received: list[np.ndarray] = []
+        self.transport: asyncio.DatagramTransport | None = None
+        self.seq = 0
+        self.codec = G711Codec("PCMU")
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        packet = RtpPacket.parse(self.rx.unprotect(data))
+        self.received.append(self.codec.decode(packet.payload))
+
+    def send_tone(self, frequency: float, port: int) -> None:
+        t = (self.seq * 160 + np.arange(160)) / 8000
+        payload = self.codec.encode((0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32))
+        packet = RtpPacket(0, self.seq, self.seq * 160, 1234, payload)
+        self.seq += 1
+        assert self.transport is not None
+        self.transport.sendto(self.tx.protect(bytes(packet)), ("127.0.0.1", port))
+
+
+@dataclass
+class Call:
+    call_id: str
+    plan: SdpAnswerPlan
+    streams: dict[int, Any] = field(default_factory=dict)
+    muted: bool = False
+
+
+class Focus:
+    def __init__(self) -> None:
+        self.calls: dict[str, Call] = {}
+        self.listeners: list[Callable[[FocusEvent], None]] = []
+        self.dtmf: list[tuple[str, str, int]] = []
+
+    def note_dtmf(self, call_id: str, event: str, duration_ms: int) -> bool:
+        self.dtmf.append((call_id, event, duration_ms))
+        return call_id in self.calls
+
+    def find_call(self, call_id: str) -> Call | None:
+        return self.calls.get(call_id)
+
+    def subscribe(self, listener: Callable[[FocusEvent], None]) -> Callable[[], None]:
+        self.listeners.append(listener)
+        return lambda: self.listeners.remove(listener)
+
+    def emit(self, event: FocusEvent) -> None:
+        for listener in self.listeners:
+            listener(event)
+
+
+def plan(direction: SdpDirection = SdpDirection.SENDRECV) -> SdpAnswerPlan:
+    stream = SdpStreamPlan(
+        0, "audio", True, None, "RTP/SAVP", payload_types=[0, 101],
+        rtpmaps=[SdpRtpmap(0, "PCMU", 8000), SdpRtpmap(101, "telephone-event", 8000)],
+        telephone_event_pt=101, direction_answer=direction,
+        on_hold=direction is not SdpDirection.SENDRECV,
+    )  # fmt: skip
+    return SdpAnswerPlan((stream,))
+
+
+def level(audio: np.ndarray, frequency: float) -> float:
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(audio.shape[0])))
+    freqs = np.fft.rfftfreq(audio.shape[0], 1 / 8000)
+    return float(20 * np.log10(spectrum[np.abs(freqs - frequency) < 15].max() + 1e-9))
+
+
+async def talk(peers: dict[str, tuple[Peer, int, float]], seconds: float) -> None:
+    for _ in range(int(seconds / 0.02)):
+        for peer, port, frequency in peers.values():
+            peer.send_tone(frequency, port)
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(30)
+def test_joined_participants_hear_each_other_only_while_admitted() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        plane = MediaPlane("127.0.0.1", (47000, 47099))
+        focus = Focus()
+        pool = RtpMixerPool(focus)
+        peers: dict[str, tuple[Peer, int, float]] = {}
+        for name, frequency in (("a", 500.0), ("b", 900.0)):
+            peer = Peer()
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda p=peer: p, local_addr=("127.0.0.1", 0)
+            )
+            peer.transport = transport
+            stream = await plane.allocate(name)
+            stream.set_keys(SUITE, peer.to_focus, peer.from_focus)
+            stream.set_remote("127.0.0.1", transport.get_extra_info("sockname")[1])
+            focus.calls[name] = Call(name, plan(), {0: stream})
+            peers[name] = (peer, stream.rtp_port, frequency)
+        await talk(peers, 0.2)
+        assert all(not p.received for p, _, _ in peers.values()), "media before admission"
+        for name in peers:
+            focus.emit(ParticipantJoined("conf", name, f"sip:{name}@x", "participant", "dial-in"))
+        await talk(peers, 1.0)
+        a, b = peers["a"][0], peers["b"][0]
+        heard_a, heard_b = np.concatenate(a.received[10:]), np.concatenate(b.received[10:])
+        assert level(heard_a, 900) > level(heard_a, 500) + 30
+        assert level(heard_b, 500) > level(heard_b, 900) + 30
+        entry = prometheus_text(type("F", (), {"calls": []})(), pool)
+        assert 'mrf_mixer_participants{conference="conf"} 2' in entry
+
+        focus.calls["a"].muted = True  # mute: b hears a no more, a still hears b
+        focus.emit(ParticipantUpdated("conf", "a", "sip:a@x", "connected", True))
+        b.received.clear()
+        await talk(peers, 0.6)
+        assert level(np.concatenate(b.received[10:]), 500) < 0
+
+        focus.calls["a"].plan = plan(SdpDirection.RECVONLY)  # a put us on hold
+        focus.emit(ParticipantUpdated("conf", "a", "sip:a@x", "on-hold", True))
+        await asyncio.sleep(0.1)
+        count = len(a.received)
+        await talk(peers, 0.3)
+        assert len(a.received) == count, "media sent to a participant on hold"
+
+        focus.emit(ParticipantLeft("conf", "b", "sip:b@x", "bye"))
+        count = len(b.received)
+        await talk(peers, 0.3)
+        assert len(b.received) == count, "media after leaving"
+        assert list(pool.conferences) == ["conf"]
+        focus.emit(ParticipantLeft("conf", "a", "sip:a@x", "bye"))
+        assert pool.conferences == {}
+        pool.close()
+        for peer, _, _ in peers.values():
+            assert peer.transport is not None
+            peer.transport.close()
+        await plane.wait_closed()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.timeout(30)
+def test_telephone_events_reach_the_focus_once_each() -> None:
+    """RFC 4733 §2.5.1.4: a series of packets (same timestamp, growing duration, three
+    end packets) is one event; it is reported to the focus with its duration."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        plane = MediaPlane("127.0.0.1", (47100, 47199))
+        focus = Focus()
+        pool = RtpMixerPool(focus)
+        peer = Peer()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: peer, local_addr=("127.0.0.1", 0)
+        )
+        peer.transport = transport
+        stream = await plane.allocate("d")
+        stream.set_keys(SUITE, peer.to_focus, peer.from_focus)
+        stream.set_remote("127.0.0.1", transport.get_extra_info("sockname")[1])
+        focus.calls["d"] = Call("d", plan(), {0: stream})
+        focus.emit(ParticipantJoined("conf", "d", "sip:d@x", "participant", "dial-in"))
+        seq = 0
+        for digit, timestamp in ((5, 8000), (11, 16000)):  # "5", then "#"
+            series = [(160, False), (320, False), (640, False)] + [(1280, True)] * 3
+            for duration, end in series:
+                payload = bytes(RtpTelephoneEvent(digit, end, 10, duration))
+                packet = RtpPacket(101, seq, timestamp, 1234, payload, marker=seq == 0)
+                transport.sendto(peer.tx.protect(bytes(packet)), ("127.0.0.1", stream.rtp_port))
+                seq += 1
+                await asyncio.sleep(0.005)
+        async with asyncio.timeout(5):
+            while len(focus.dtmf) < 2:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert focus.dtmf == [("d", "5", 160), ("d", "#", 160)]
+        assert [e["event"] for e in pool.conferences["conf"].events] == ["5", "#"]
+        focus.emit(ParticipantLeft("conf", "d", "sip:d@x", "bye"))
+        pool.close()
+        transport.close()
+        await plane.wait_closed()
+
+    asyncio.run(scenario())
+
+
+def test_metrics_render_prometheus_text() -> None:
+    stream = type(
+        "S",
+        (),
+        {
+            "packets_in": 5,
+            "packets_out": 4,
+            "packets_lost": 1,
+            "jitter_ms": 2.5,
+            "auth_failures": 0,
+            "replays": 0,
+        },
+    )()
+    call = type(
+        "C",
+        (),
+        {
+            "conference": type("I", (), {"name": "retro"})(),
+            "participant": 'sip:"a"@x',
+            "streams": {0: stream},
+        },
+    )()
+    text = prometheus_text(type("F", (), {"calls": [call]})())
+    assert "# TYPE mrf_rtp_packets_lost gauge" in text
+    assert (
+        'mrf_rtp_jitter_seconds{conference="retro",participant="sip:\\"a\\"@x",stream="0"} 0.0025'
+        in text
+    )
+    assert text.count("# HELP") == 6
