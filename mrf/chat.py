@@ -1,0 +1,568 @@
+"""The MSRP switch of the focus (RFC 7701) over TLS with SDP fingerprints.
+
+:class:`ChatRelay` implements :class:`focus.call.ChatService`: when a call with
+an accepted ``m=message`` is answered, :meth:`ChatRelay.open` creates its chat
+session (a fresh, unguessable session-id in our ``a=path``) and the focus
+writes our fingerprint into the answer; :meth:`ChatRelay.close` tears it down
+when the participant leaves.  One TLS listener (``msrp.port``) serves every
+session (RFC 4975 §6: sessions are told apart by To-Path):
+
+1. the TLS handshake (:mod:`mrf.secure_channel`) is accepted only when the
+   client's certificate matches the SDP ``a=fingerprint`` of a session that is
+   waiting for its connection; otherwise the connection is closed before any
+   MSRP byte is read;
+2. the first request binds the session (To-Path names it, From-Path must end
+   with the participant's ``a=path`` URI, the certificate must match *that*
+   session's fingerprints: else 403; unknown session 481, already bound 506);
+3. a whole message (``message/cpim`` only, RFC 7701 §5.2; 415 otherwise) is
+   re-wrapped in CPIM with the sender's identity from admission and sent to
+   every other participant, or to the CPIM ``To`` recipient for a private
+   message (404 if none); large messages stream from a spooled file, chunk by
+   chunk.  A recipient that refuses or never answers (30 s) makes the sender
+   get a failure REPORT: nothing accepted with 200 is dropped silently.
+4. NICKNAME (RFC 7701 §7.1): 200, or 425 when taken in the conference.
+
+When the offer is ``a=setup:passive`` the focus connects (TLS client) to the
+participant, at the c=/m= address under CEMA (RFC 6714).
+
+**TLS-PSK sessions** (MIKEY-TICKET, TS 33.328 Annex H; ``plan.psk`` set): the
+PSK identity is empty (decision (d)), so one shared listener could not tell
+whose key to use.  Each such session gets its own listener on an ephemeral
+port of ``media.host`` (in its ``a=path`` and ``m=`` port), served by
+:class:`mrf.secure_channel.PskSecureChannel` with that session's TEK; the
+session binds only to a connection that completed the handshake with its key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import functools
+import logging
+import secrets
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from OpenSSL import SSL
+
+from focus.sdp.attributes import SdpFingerprint
+from focus.sdp.msrp import SdpMsrpLocal, SdpMsrpPolicy
+from focus.sdp.offer_answer import SdpStreamPlan
+from focus.sip.message import SipError
+from focus.sip.uri import SipUri
+from mrf.msrp.connection import MsrpConfig, MsrpConnection
+from mrf.msrp.cpim import CPIM_TYPE, CpimMessage
+from mrf.msrp.errors import MsrpError
+from mrf.msrp.events import (
+    MsrpConnectionFailed,
+    MsrpDeliveryFailed,
+    MsrpMessageReceived,
+    MsrpNicknameRequested,
+)
+from mrf.msrp.message import MsrpByteRange, new_ident
+from mrf.msrp.reassembly import MsrpReassembly
+from mrf.msrp.uri import MsrpUri, parse_path
+from mrf.secure_channel import (
+    PskSecureChannel,
+    SecureChannel,
+    fingerprint_matches,
+    make_context,
+)
+from mrf.tls import certificate_der
+from mrf.tls_psk import psk_client_context, psk_server_context
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ChatRelay", "SpooledStorage"]
+
+
+class SpooledStorage:
+    """Reassembly storage: memory up to ``max_memory`` bytes, then a temporary file."""
+
+    def __init__(self, max_memory: int = 256 * 1024) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=max_memory)  # noqa: SIM115
+
+    def write_at(self, offset: int, data: bytes) -> None:
+        self._file.seek(offset)
+        self._file.write(data)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        self._file.seek(offset)
+        return self._file.read(size)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass(slots=True)
+class ChatSession:
+    """One participant's chat session at the focus."""
+
+    call_id: str
+    conference: str
+    conference_uri: str
+    identity: str
+    local: MsrpUri
+    remote_path: tuple[MsrpUri, ...]
+    fingerprints: tuple[SdpFingerprint, ...]
+    link: ChatLink | None = None
+    nickname: str | None = None
+    psk_server: asyncio.Server | None = None  # the TLS-PSK listener of this session
+    psk_port: int = 0
+
+    def certificate_matches(self, der: bytes) -> bool:
+        return fingerprint_matches(der, [(f.hash_func, _hex(f.value)) for f in self.fingerprints])
+
+
+def _hex(value: bytes) -> str:
+    return ":".join(f"{b:02X}" for b in value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Relayed:
+    """The ``context`` of each relayed copy: whom a failure REPORT goes to (§7.1.2)."""
+
+    origin: ChatSession
+    message_id: str
+    size: int
+
+
+class ChatLink:
+    """One TLS connection carrying MSRP: the channel app around an MsrpConnection."""
+
+    def __init__(self, relay: ChatRelay, psk_session: ChatSession | None = None) -> None:
+        self.relay = relay
+        self.psk_session = psk_session  # a TLS-PSK link serves this session only
+        self.channel: SecureChannel | PskSecureChannel | None = None
+        self.msrp = MsrpConnection(relay.msrp_config, self._resolve, SpooledStorage)
+        self.sessions: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None
+
+    def _resolve(self, local: MsrpUri, from_path: tuple[MsrpUri, ...]) -> int:
+        session = self.relay.sessions.get(local.session_id or "")
+        if session is None or session.local != local:
+            return 481
+        if session.link is not None and session.link is not self:
+            return 506
+        if self.psk_session is not None or session.psk_port:
+            if session is not self.psk_session or from_path[-1] != session.remote_path[-1]:
+                return 403
+            return self._bind(session)
+        der = self.channel.peer_certificate if self.channel else None
+        if (
+            not der
+            or not session.certificate_matches(der)
+            or from_path[-1] != session.remote_path[-1]
+        ):
+            return 403
+        return self._bind(session)
+
+    def _bind(self, session: ChatSession) -> int:
+        session.link = self
+        self.sessions.add(session.local.session_id or "")
+        return 200
+
+    def channel_open(self, channel: SecureChannel) -> None:
+        self.channel = channel
+        logger.info(
+            "MSRP TLS from %s: %s %s", channel.peer_address, channel.version, channel.cipher
+        )
+
+    def channel_data(self, channel: SecureChannel, data: bytes) -> None:
+        self.msrp.receive_data(data, asyncio.get_running_loop().time())
+        self.relay.pump(self)
+
+    def channel_closed(self, channel: SecureChannel, reason: str | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for session_id in self.sessions:
+            session = self.relay.sessions.get(session_id)
+            if session is not None and session.link is self:
+                session.link = None
+
+    def flush(self) -> None:
+        """Everything queued on this connection in one TLS write; re-arm the timer if moved."""
+        data = self.msrp.data_to_send()
+        if data and self.channel is not None:
+            self.channel.write(data)
+        deadline = self.msrp.get_timer()
+        if deadline == self._deadline and (self._timer is not None or deadline is None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadline = deadline
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._deadline = None
+        self.msrp.handle_timer(asyncio.get_running_loop().time())
+        self.relay.pump(self)
+
+
+@dataclass(slots=True)
+class ChatRelay:
+    """The focus's MSRP listener and switch (:class:`focus.call.ChatService`)."""
+
+    host: str
+    cert: Path
+    key: Path
+    fingerprint: SdpFingerprint
+    policy: SdpMsrpPolicy = field(default_factory=SdpMsrpPolicy)
+    keylog_filename: Path | None = None
+    port: int = 0
+    sessions: dict[str, ChatSession] = field(default_factory=dict)
+    msrp_config: MsrpConfig = field(default_factory=MsrpConfig)
+    _context: Any = None
+    _server: asyncio.Server | None = None
+    _rooms: dict[str, list[ChatSession]] = field(default_factory=dict)  # by conference
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    async def listen(self, port: int) -> int:
+        """Start the TLS listener; returns the bound port."""
+        self.msrp_config = MsrpConfig(
+            max_message_size=self.policy.max_size, accept_types=(CPIM_TYPE,),
+            delivered_events=False,  # the relay only acts on failures (their context)
+        )  # fmt: skip
+        self._context = make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accept, self.host, port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    def _accept(self) -> SecureChannel:
+        link = ChatLink(self)
+        return SecureChannel(self._context, link, self._any_waiting, server_side=True)
+
+    def _any_waiting(self, der: bytes) -> bool:
+        """Before any MSRP byte: the certificate must belong to a session of ours."""
+        return any(s.certificate_matches(der) for s in self.sessions.values() if s.link is None)
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            self._drop(session)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # -- ChatService ------------------------------------------------------------
+
+    def open(self, call: Any, plan: SdpStreamPlan) -> SdpMsrpLocal:
+        assert plan.msrp is not None
+        existing = next((s for s in self.sessions.values() if s.call_id == call.call_id), None)
+        if existing is not None:  # re-INVITE: same session, new fingerprints
+            existing.fingerprints = plan.msrp.remote_fingerprints
+            return self._local(existing)
+        session_id = secrets.token_urlsafe(18)
+        psk_listen = plan.psk is not None and not plan.msrp.we_connect
+        sock = self._psk_socket() if psk_listen else None
+        port = int(sock.getsockname()[1]) if sock is not None else self.port
+        local = MsrpUri("msrps" if plan.msrp.secure else "msrp", self.host, port, session_id)
+        session = ChatSession(
+            call.call_id, call.conference.name, call.conference_uri, call.participant, local,
+            parse_path(" ".join(plan.msrp.remote_path)), plan.msrp.remote_fingerprints,
+        )  # fmt: skip
+        self.sessions[session_id] = session
+        self._rooms.setdefault(session.conference, []).append(session)
+        if sock is not None and plan.psk is not None:
+            self._serve_psk(session, sock, plan.psk)
+        if plan.msrp.we_connect:
+            task = asyncio.ensure_future(self._connect(session, plan))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return self._local(session)
+
+    def _psk_socket(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((self.host, 0))
+            sock.listen(8)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _serve_psk(self, session: ChatSession, sock: socket.socket, psk: bytes) -> None:
+        """Our own listener for this session (the answer is sent before anyone connects)."""
+        session.psk_port = int(sock.getsockname()[1])
+        context = psk_server_context(psk, keylog_filename=self.keylog_filename)
+        loop = asyncio.get_running_loop()
+
+        def accept() -> PskSecureChannel:
+            return PskSecureChannel(context, ChatLink(self, session), server_side=True)
+
+        async def serve() -> None:
+            session.psk_server = await loop.create_server(accept, sock=sock)
+
+        session.psk_server = None
+        task = asyncio.ensure_future(serve())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _local(self, session: ChatSession) -> SdpMsrpLocal:
+        session_id = session.local.session_id or ""
+        port = session.local.port or self.port
+        return SdpMsrpLocal(self.host, port, session_id, self.fingerprint)
+
+    def close(self, call: Any) -> None:
+        for session in [s for s in self.sessions.values() if s.call_id == call.call_id]:
+            self._drop(session)
+
+    def _drop(self, session: ChatSession) -> None:
+        if self.sessions.pop(session.local.session_id or "", None) is session:
+            room = self._rooms.get(session.conference, [])
+            if session in room:
+                room.remove(session)
+            if not room:
+                self._rooms.pop(session.conference, None)
+        if session.psk_server is not None:
+            session.psk_server.close()
+            session.psk_server = None
+        link = session.link
+        session.link = None
+        if link is not None:
+            link.sessions.discard(session.local.session_id or "")
+            if not link.sessions and link.channel is not None:
+                link.channel.close()
+
+    async def _connect(self, session: ChatSession, plan: SdpStreamPlan) -> None:
+        """a=setup:active on our side: TLS client to the participant (CEMA address)."""
+        assert plan.msrp is not None
+        link = ChatLink(self, session if plan.psk is not None else None)
+        opened = asyncio.get_running_loop().create_future()
+
+        def verify(der: bytes) -> bool:
+            ok = session.certificate_matches(der)
+            if not opened.done():
+                opened.set_result(ok)
+            return ok
+
+        def channel() -> asyncio.Protocol:
+            if plan.psk is None:
+                return SecureChannel(self._context, link, verify, server_side=False)
+            context = psk_client_context(plan.psk, keylog_filename=self.keylog_filename)
+            return PskSecureChannel(context, _Opened(link, opened), server_side=False)
+
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(10):
+                await loop.create_connection(
+                    channel, plan.msrp.connect_host, plan.msrp.connect_port
+                )
+                if not await opened:
+                    return
+        except (OSError, TimeoutError, SSL.Error) as exc:
+            logger.info("MSRP connect to %s failed: %s", session.identity, exc)
+            return
+        session.link = link
+        link.sessions.add(session.local.session_id or "")
+        link.msrp.bind(session.local, session.remote_path)
+        link.msrp.send_bind(session.local, loop.time())
+        link.flush()
+
+    # -- the switch -------------------------------------------------------------
+
+    def pump(self, link: ChatLink) -> None:
+        """Handle the events of ``link``'s MSRP connection, then flush every link."""
+        touched = {link}
+        while (event := link.msrp.next_event()) is not None:
+            if isinstance(event, MsrpMessageReceived):
+                touched |= self._on_message(event)
+            elif isinstance(event, MsrpNicknameRequested):
+                self._on_nickname(link, event)
+            elif isinstance(event, MsrpDeliveryFailed):
+                touched |= self._on_failed(event)
+            elif isinstance(event, MsrpConnectionFailed) and link.channel is not None:
+                link.flush()
+                link.channel.close()
+        for each in touched:
+            each.flush()
+
+    def _on_message(self, event: MsrpMessageReceived) -> set[ChatLink]:
+        sender = self.sessions.get(event.local.session_id or "")
+        try:
+            if sender is None:
+                return set()
+            head, offset = CpimMessage.parse_head(event.reassembly.read(0, 16384))
+            return self._relay(sender, event, head, offset)
+        except MsrpError as exc:
+            status = getattr(exc, "status", 400)
+            return self._report(sender, event.message_id, event.size, status)
+        finally:
+            event.reassembly.close()
+
+    def _relay(
+        self, sender: ChatSession, event: MsrpMessageReceived, head: CpimMessage, offset: int
+    ) -> set[ChatLink]:
+        targets = head.all("To")
+        if len(targets) > 1:
+            return self._report(sender, event.message_id, event.size, 403)
+        claimed = head.sender
+        if claimed and _aor(claimed) != _aor(sender.identity):
+            return self._report(sender, event.message_id, event.size, 403)
+        room = self._rooms.get(sender.conference, ())
+        target = _uri_of(targets[0]) if targets else sender.conference_uri
+        private = _aor(target) != _aor(sender.conference_uri)
+        target = target if private else sender.conference_uri
+        recipients = [
+            s for s in room if s is not sender and (not private or _aor(s.identity) == _aor(target))
+        ]
+        if private and not recipients:
+            return self._report(sender, event.message_id, event.size, 404)
+        # the CPIM wrapper (RFC 7701 §6) is the same for every recipient: built once
+        display = f'"{sender.nickname}" ' if sender.nickname else ""
+        stamp = head.header("DateTime") or datetime.datetime.now(datetime.UTC).isoformat()
+        prefix = CpimMessage(
+            [("From", f"{display}<{sender.identity}>"), ("To", f"<{target}>"),
+             ("DateTime", stamp)],
+            head.content_headers,
+        ).head()  # fmt: skip
+        total = len(prefix) + event.size - offset
+        step = self.msrp_config.chunk_size
+        # a message that fits one chunk: its whole wrapped body, shared by every copy
+        whole = prefix + event.reassembly.read(offset, total) if total <= step else None
+        context = _Relayed(sender, event.message_id, event.size)
+        now = asyncio.get_running_loop().time()
+        touched: set[ChatLink] = set()
+        for recipient in recipients:
+            link = recipient.link
+            if link is None:
+                touched |= self._report(sender, event.message_id, event.size, 408)
+                continue
+            if whole is not None:
+                link.msrp.send_chunk(
+                    recipient.local, new_ident(), CPIM_TYPE, 1, whole, total, now,
+                    last=True, context=context,
+                )  # fmt: skip
+            else:
+                self._send_chunks(link, recipient, prefix, event, offset, total, now, context)
+            touched.add(link)
+        return touched
+
+    def _send_chunks(
+        self,
+        link: ChatLink,
+        recipient: ChatSession,
+        prefix: bytes,
+        event: MsrpMessageReceived,
+        offset: int,
+        total: int,
+        now: float,
+        context: _Relayed,
+    ) -> None:
+        """A large message, chunk by chunk, read lazily from its (spooled) storage."""
+        message_id = new_ident()
+        step = self.msrp_config.chunk_size
+        position = 0
+        while position < total or position == 0:
+            data = _slice(prefix, event.reassembly, offset, position, step)
+            link.msrp.send_chunk(
+                recipient.local, message_id, CPIM_TYPE, position + 1, data, total, now,
+                last=position + len(data) >= total, context=context,
+            )  # fmt: skip
+            position += len(data)
+            if not data:
+                break
+
+    def _on_failed(self, event: MsrpDeliveryFailed) -> set[ChatLink]:
+        relayed = event.context
+        if not isinstance(relayed, _Relayed):
+            return set()
+        logger.info("chat delivery failed %s: %d %s", event.local, event.status, event.reason)
+        return self._report(relayed.origin, relayed.message_id, relayed.size, event.status)
+
+    def _report(
+        self, session: ChatSession | None, message_id: str, size: int, status: int
+    ) -> set[ChatLink]:
+        """A failure REPORT to the sender (RFC 4975 §7.1.2)."""
+        if session is None or session.link is None:
+            return set()
+        byte_range = MsrpByteRange(1, size, size)
+        session.link.msrp.send_report(session.local, message_id, status, byte_range)
+        return {session.link}
+
+    def _on_nickname(self, link: ChatLink, event: MsrpNicknameRequested) -> None:
+        session = self.sessions.get(event.local.session_id or "")
+        if session is None:
+            link.msrp.respond(event.transaction_id, event.local, 481)
+            return
+        wanted = event.nickname.casefold()
+        taken = any(
+            s.nickname is not None and s.nickname.casefold() == wanted
+            and s.identity != session.identity and s.conference == session.conference
+            for s in self.sessions.values()
+        )  # fmt: skip
+        if not taken:
+            session.nickname = event.nickname
+        link.msrp.respond(event.transaction_id, event.local, 425 if taken else 200)
+
+
+class _Opened:
+    """Wraps a link to resolve ``opened`` when a TLS-PSK client handshake ends."""
+
+    def __init__(self, link: ChatLink, opened: asyncio.Future[bool]) -> None:
+        self.link, self.opened = link, opened
+
+    def channel_open(self, channel: Any) -> None:
+        self.link.channel_open(channel)
+        if not self.opened.done():
+            self.opened.set_result(True)
+
+    def channel_data(self, channel: Any, data: bytes) -> None:
+        self.link.channel_data(channel, data)
+
+    def channel_closed(self, channel: Any, reason: str | None) -> None:
+        self.link.channel_closed(channel, reason)
+        if not self.opened.done():
+            self.opened.set_result(False)
+
+
+def _slice(
+    prefix: bytes, reassembly: MsrpReassembly, offset: int, position: int, step: int
+) -> bytes:
+    """Bytes ``position..position+step`` of ``prefix + content`` (content read lazily)."""
+    if position < len(prefix):
+        data = prefix[position : position + step]
+        more = step - len(data)
+        return data + (reassembly.read(offset, more) if more > 0 else b"")
+    return reassembly.read(offset + position - len(prefix), step)
+
+
+@functools.lru_cache(maxsize=4096)
+def _aor(value: str) -> str:
+    """Identity comparison: ``sip:user@host`` without port or parameters."""
+    try:
+        return SipUri.parse(_uri_of(value)).aor
+    except SipError:
+        return _uri_of(value)
+
+
+def _uri_of(value: str) -> str:
+    """``"Nick" <sip:a@b>`` → ``sip:a@b`` (CPIM From/To, RFC 3862 §3.3)."""
+    start, end = value.find("<"), value.rfind(">")
+    return value[start + 1 : end].strip() if 0 <= start < end else value.strip()
+
+
+async def start_chat_relay(
+    host: str, port: int, cert: Path, key: Path, *, keylog_filename: Path | None = None
+) -> ChatRelay:
+    """A listening :class:`ChatRelay` with our certificate's SHA-256 fingerprint."""
+    der = certificate_der(cert.read_bytes())
+    relay = ChatRelay(
+        host, cert, key, SdpFingerprint.from_certificate(der), keylog_filename=keylog_filename
+    )
+    bound = await relay.listen(port)
+    logger.info("MSRP over TLS listening on %s:%d", host, bound)
+    return relay
