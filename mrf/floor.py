@@ -1,0 +1,406 @@
+"""Floor control of the focus: BFCP over TLS with SDP fingerprints (RFC 8855 §9, RFC 8856).
+
+:class:`FloorControl` implements :class:`focus.call.FloorService`.  When a call
+with an accepted BFCP line is answered, :meth:`FloorControl.open` registers
+the participant with the sans-I/O :class:`~mrf.bfcp.server.BfcpFloorServer`
+(the conference gets a random Conference ID and its floors, floor 1 bound to
+the audio line; the participant a User ID) and the focus writes ``a=confid``,
+``a=userid``, ``a=floorid`` and our fingerprint into the answer.  One TLS
+listener (``bfcp.port``) serves every participant:
+
+1. the TLS handshake (:mod:`mrf.secure_channel`, shared with MSRP) completes
+   only when the client's certificate matches the SDP ``a=fingerprint`` of a
+   participant still waiting for its connection; otherwise the connection is
+   closed before a BFCP byte is read (no BFCP answer at all);
+2. the first message binds the connection to its Conference ID and User ID:
+   unknown IDs get Error 1 / 2, a certificate that is not that participant's
+   gets Error 5, and every later message carrying other IDs gets Error 5
+   and changes nothing (RFC 8855 §9: the User ID must be the one authorised
+   for the TLS connection);
+3. requests go to the floor server; its answers and notifications go to the
+   connections bound to their (Conference ID, User ID).
+
+A participant who leaves (``close``, or a ``ParticipantLeft`` event) loses its
+floor requests and granted floors.  When the offer is ``a=setup:passive`` the
+focus connects (TLS client) to the offer's address.  The TLS context is made by
+``context_factory`` (certificate + fingerprint by default).
+
+**TLS-PSK sessions** (MIKEY-TICKET, TS 33.328 Annex H; ``plan.psk`` set): the
+PSK identity is empty (Annex H.2), so a shared listener could not tell whose
+key to use.  Such a session gets its own listener on an ephemeral port (the
+answer's m-line port, no fingerprint), served by
+:class:`mrf.secure_channel.PskSecureChannel` with that session's TEK; the
+connection is bound to that session before its first BFCP byte (a handshake
+with another key fails) and its first message must carry the session's
+Conference ID and User ID (Error 5 otherwise).  With ``a=setup:passive`` in
+the offer the focus connects as TLS-PSK client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from OpenSSL import SSL
+
+from focus.events import FocusEvent, ParticipantLeft
+from focus.sdp.attributes import SdpFingerprint
+from focus.sdp.bfcp import SdpBfcpLocal, SdpBfcpPolicy
+from focus.sdp.offer_answer import SdpStreamPlan
+from mrf.bfcp.codes import BfcpErrorCode as E
+from mrf.bfcp.connection import BfcpConnection, BfcpRole, error_message
+from mrf.bfcp.events import BfcpConnectionFailed, BfcpMessageRefused, BfcpRequestReceived
+from mrf.bfcp.floor import MAX_FLOORS, BfcpFloorConfig
+from mrf.bfcp.message import BfcpMessage
+from mrf.bfcp.server import BfcpFloorServer, BfcpOutgoing
+from mrf.secure_channel import (
+    PskSecureChannel,
+    SecureChannel,
+    fingerprint_matches,
+    make_context,
+)
+from mrf.tls import certificate_der
+from mrf.tls_psk import psk_client_context, psk_server_context
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["FloorControl", "FloorSession", "start_floor_control"]
+
+DEFAULT_FLOORS = (1,)  # one floor per conference, bound to the audio stream
+
+
+@dataclass(slots=True)
+class FloorSession:
+    """One participant's BFCP user at the focus."""
+
+    call_id: str
+    conference_id: int
+    user_id: int
+    identity: str
+    fingerprints: tuple[SdpFingerprint, ...]
+    local: SdpBfcpLocal
+    link: FloorLink | None = None
+    psk_server: asyncio.Server | None = None  # TLS-PSK: this session's own listener
+
+    def certificate_matches(self, der: bytes) -> bool:
+        """RFC 8122 §5 with the shared rule of :func:`mrf.secure_channel.fingerprint_matches`."""
+        values = [(f.hash_func, ":".join(f"{b:02X}" for b in f.value)) for f in self.fingerprints]
+        return fingerprint_matches(der, values)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return self.conference_id, self.user_id
+
+
+class FloorLink:
+    """One TLS connection carrying BFCP: the channel app around a BfcpConnection."""
+
+    def __init__(self, control: FloorControl, psk_session: FloorSession | None = None) -> None:
+        self.control = control
+        self.channel: SecureChannel | PskSecureChannel | None = None
+        self.bfcp = BfcpConnection(BfcpRole.SERVER)
+        self.session: FloorSession | None = None
+        self.psk_session = psk_session  # a TLS-PSK link serves this session only
+
+    def channel_open(self, channel: SecureChannel | PskSecureChannel) -> None:
+        self.channel = channel
+        logger.info(
+            "BFCP TLS from %s: %s %s", channel.peer_address, channel.version, channel.cipher
+        )
+
+    def channel_data(self, channel: SecureChannel, data: bytes) -> None:
+        self.bfcp.receive_data(data, asyncio.get_running_loop().time())
+        self.control.pump(self)
+
+    def channel_closed(self, channel: SecureChannel, reason: str | None) -> None:
+        self.control.unbind(self)
+
+    def flush(self) -> None:
+        data = self.bfcp.data_to_send()
+        if data and self.channel is not None:
+            self.channel.write(data)
+
+
+@dataclass(slots=True)
+class FloorControl:
+    """The focus's BFCP listener and floor control server (:class:`focus.call.FloorService`)."""
+
+    host: str
+    cert: Path
+    key: Path
+    fingerprint: SdpFingerprint
+    policy: SdpBfcpPolicy = field(default_factory=SdpBfcpPolicy)
+    keylog_filename: Path | None = None
+    floor_ids: tuple[int, ...] = DEFAULT_FLOORS
+    server: BfcpFloorServer = field(default_factory=lambda: BfcpFloorServer(BfcpFloorConfig()))
+    port: int = 0
+    sessions: dict[tuple[int, int], FloorSession] = field(default_factory=dict)
+    context_factory: Callable[[], SSL.Context] | None = None  # e.g. a TLS-PSK context (issue 7)
+    _context: Any = None
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _unsubscribe: Callable[[], None] | None = None
+    _floor_listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_floor_change(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` after floor requests may have changed; returns an unsubscriber."""
+        self._floor_listeners.append(listener)
+        return lambda: self._floor_listeners.remove(listener)
+
+    async def listen(self, port: int) -> int:
+        """Start the TLS listener; returns the bound port."""
+        factory = self.context_factory or (
+            lambda: make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
+        )
+        self._context = factory()
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accept, self.host, port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    def attach(self, focus: Any) -> None:
+        """Serve ``focus``: its BFCP lines, and release on ``ParticipantLeft``."""
+        focus.floor = self
+        self._unsubscribe = focus.subscribe(self._on_focus_event)
+
+    def _on_focus_event(self, event: FocusEvent) -> None:
+        if isinstance(event, ParticipantLeft):
+            self._drop_call(event.call_id)
+
+    def _accept(self) -> SecureChannel:
+        return SecureChannel(self._context, FloorLink(self), self._any_waiting, server_side=True)
+
+    def _any_waiting(self, der: bytes) -> bool:
+        """Before any BFCP byte: the certificate must belong to a participant of ours."""
+        return any(s.certificate_matches(der) for s in self.sessions.values() if s.link is None)
+
+    async def close_all(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for session in list(self.sessions.values()):
+            self._drop(session)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # -- FloorService ---------------------------------------------------------------
+
+    def open(self, call: Any, plan: SdpStreamPlan) -> SdpBfcpLocal:
+        assert plan.bfcp is not None
+        existing = next((s for s in self.sessions.values() if s.call_id == call.call_id), None)
+        if existing is not None:  # re-INVITE: same user, new fingerprints
+            existing.fingerprints = plan.bfcp.remote_fingerprints
+            return existing.local
+        name = call.conference.name
+        conference = self.server.find_conference(name)
+        conference_id = (
+            conference.conference_id
+            if conference is not None
+            else self.server.add_conference(name, {f: "audio" for f in self.floor_ids})
+        )
+        chair = getattr(call, "role", "") == "chair"
+        user_id = self.server.add_user(conference_id, call.participant, chair=chair)
+        floors = tuple((f, plan.bfcp.label) for f in self.floor_ids)
+        local = SdpBfcpLocal(
+            self.host, self.port, conference_id, user_id, floors, self.fingerprint,
+            secure=plan.bfcp.secure,
+        )  # fmt: skip
+        session = FloorSession(
+            call.call_id, conference_id, user_id, call.participant,
+            plan.bfcp.remote_fingerprints, local,
+        )  # fmt: skip
+        if plan.psk is not None and not plan.bfcp.we_connect:
+            sock = self._psk_socket()
+            session.local = local = dataclasses.replace(local, port=sock.getsockname()[1])
+            self._serve_psk(session, sock, plan.psk)
+        self.sessions[session.key] = session
+        logger.info("BFCP user %d in conference %d: %s", user_id, conference_id, call.participant)
+        if plan.bfcp.we_connect:
+            task = asyncio.ensure_future(self._connect(session, plan))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return local
+
+    def close(self, call: Any) -> None:
+        self._drop_call(call.call_id)
+
+    def _drop_call(self, call_id: str) -> None:
+        for session in [s for s in self.sessions.values() if s.call_id == call_id]:
+            self._drop(session)
+
+    def _psk_socket(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.bind((self.host, 0))
+            sock.listen(4)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def _serve_psk(self, session: FloorSession, sock: socket.socket, psk: bytes) -> None:
+        """This session's own TLS-PSK listener (the answer goes out before anyone connects)."""
+        context = psk_server_context(psk, keylog_filename=self.keylog_filename)
+        loop = asyncio.get_running_loop()
+
+        def accept() -> PskSecureChannel:
+            return PskSecureChannel(context, FloorLink(self, session), server_side=True)
+
+        async def serve() -> None:
+            server = await loop.create_server(accept, sock=sock)
+            if self.sessions.get(session.key) is session:
+                session.psk_server = server
+            else:  # dropped meanwhile
+                server.close()
+
+        task = asyncio.ensure_future(serve())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _drop(self, session: FloorSession) -> None:
+        """Release on leave: the server ends its requests and notifies the others."""
+        self.sessions.pop(session.key, None)
+        if session.psk_server is not None:
+            session.psk_server.close()
+            session.psk_server = None
+        self.deliver(self.server.remove_user(*session.key))
+        link, session.link = session.link, None
+        if link is not None:
+            link.session = None
+            link.flush()
+            if link.channel is not None:
+                link.channel.close()
+
+    async def _connect(self, session: FloorSession, plan: SdpStreamPlan) -> None:
+        """a=setup:active on our side: TLS client to the participant (RFC 4145, decision (d))."""
+        assert plan.bfcp is not None
+        link = FloorLink(self, session if plan.psk is not None else None)
+        loop = asyncio.get_running_loop()
+
+        def channel() -> asyncio.Protocol:
+            if plan.psk is None:
+                return SecureChannel(
+                    self._context, link, session.certificate_matches, server_side=False
+                )
+            context = psk_client_context(plan.psk, keylog_filename=self.keylog_filename)
+            return PskSecureChannel(context, link, server_side=False)
+
+        try:
+            async with asyncio.timeout(10):
+                await loop.create_connection(
+                    channel, plan.bfcp.connect_host, plan.bfcp.connect_port
+                )
+        except (OSError, TimeoutError, SSL.Error) as exc:
+            logger.info("BFCP connect to %s failed: %s", session.identity, exc)
+
+    # -- messages ---------------------------------------------------------------------
+
+    def pump(self, link: FloorLink) -> None:
+        """Handle the events of ``link``'s connection, then flush every touched link."""
+        touched = {link}
+        while (event := link.bfcp.next_event()) is not None:
+            if isinstance(event, BfcpRequestReceived):
+                touched |= self._on_request(link, event.message)
+            elif isinstance(event, BfcpMessageRefused):
+                logger.info("BFCP message refused (Error %d): %s", event.code, event.reason)
+            elif isinstance(event, BfcpConnectionFailed) and link.channel is not None:
+                logger.info("BFCP connection failed: %s", event.reason)
+                link.flush()
+                link.channel.close()
+        for each in touched:
+            each.flush()
+
+    def _on_request(self, link: FloorLink, message: BfcpMessage) -> set[FloorLink]:
+        refusal = self._authorize(link, message)
+        if refusal is not None:
+            code, reason = refusal
+            logger.info("BFCP Error %d to %s: %s", code, _peer(link), reason)
+            link.bfcp.send(error_message(message, code, reason))
+            return {link}
+        return self.deliver(self.server.handle(message))
+
+    def _authorize(self, link: FloorLink, message: BfcpMessage) -> tuple[int, str] | None:
+        """RFC 8855 §9: bind on the first message, then insist on the same IDs."""
+        key = (message.conference_id, message.user_id)
+        if link.session is not None:
+            if key != link.session.key:
+                return E.UNAUTHORIZED_OPERATION, "IDs not bound to this TLS connection"
+            return None
+        session = self.sessions.get(key)
+        if session is None:
+            known = message.conference_id in self.server.conferences
+            if not known:
+                return E.CONFERENCE_DOES_NOT_EXIST, "unknown Conference ID"
+            return E.USER_DOES_NOT_EXIST, "unknown User ID"
+        if link.psk_session is not None:  # the TLS-PSK of this session authenticated it
+            if link.psk_session is not session:
+                return E.UNAUTHORIZED_OPERATION, "IDs of another user than this TLS-PSK's"
+        else:
+            der = link.channel.peer_certificate if link.channel else None
+            if not der or not session.certificate_matches(der):
+                return E.UNAUTHORIZED_OPERATION, "the certificate is not this user's"
+        if session.link is not None and session.link is not link:
+            return E.UNAUTHORIZED_OPERATION, "this user is already connected"
+        session.link, link.session = link, session
+        self.deliver(self.server.set_connected(*key, True))
+        return None
+
+    def unbind(self, link: FloorLink) -> None:
+        session, link.session = link.session, None
+        if session is not None and session.link is link:
+            session.link = None
+            self.deliver(self.server.set_connected(*session.key, False))
+
+    def deliver(self, outgoing: list[BfcpOutgoing]) -> set[FloorLink]:
+        """Queue each message on the connection bound to its IDs and flush them."""
+        touched: set[FloorLink] = set()
+        for item in outgoing:
+            session = self.sessions.get((item.conference_id, item.user_id))
+            if session is not None and session.link is not None:
+                session.link.bfcp.send(item.message)
+                touched.add(session.link)
+        for link in touched:
+            link.flush()
+        if outgoing:
+            for listener in list(self._floor_listeners):
+                listener()  # the notifier re-reads the floors (conference event package)
+        return touched
+
+
+def _peer(link: FloorLink) -> object:
+    return link.channel.peer_address if link.channel else None
+
+
+async def start_floor_control(
+    host: str,
+    port: int,
+    cert: Path,
+    key: Path,
+    *,
+    keylog_filename: Path | None = None,
+    floors: int = 1,
+) -> FloorControl:
+    """A listening :class:`FloorControl` with our certificate's SHA-256 fingerprint.
+
+    ``floors`` (setting ``bfcp.floors``): floor IDs 1..floors in every conference.
+    """
+    if not 1 <= floors <= MAX_FLOORS:
+        raise ValueError(f"floors per conference must be in 1..{MAX_FLOORS}, got {floors}")
+    der = certificate_der(cert.read_bytes())
+    control = FloorControl(
+        host, cert, key, SdpFingerprint.from_certificate(der), keylog_filename=keylog_filename,
+        floor_ids=tuple(range(1, floors + 1)),
+    )  # fmt: skip
+    bound = await control.listen(port)
+    logger.info("BFCP over TLS listening on %s:%d", host, bound)
+    return control
