@@ -1,0 +1,162 @@
+"""conference-info documents (RFC 4575): every one validated against the §5 schema
+(/work/shared/spec/xsd/conference-info.xsd, in place), full then partial, versions."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from notify.conference_info import (
+    MEDIA_SECURITY_NS,
+    ConferenceInfoEndpoint,
+    ConferenceInfoError,
+    ConferenceInfoMedia,
+    ConferenceInfoSnapshot,
+    ConferenceInfoUser,
+    parse_conference_info,
+    render_deleted,
+    render_full,
+    render_partial,
+)
+from tests.notify.rig import assert_valid
+
+NS = {"c": "urn:ietf:params:xml:ns:conference-info", "m": MEDIA_SECURITY_NS}
+WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+CONF = "sip:retro@127.0.0.1"
+
+
+def endpoint(entity: str, status: str = "connected", **kw: object) -> ConferenceInfoEndpoint:
+    media = (ConferenceInfoMedia("0", "audio", "sendrecv", "sdes", "AES_CM_128_HMAC_SHA1_80"),)
+    fields: dict[str, object] = dict(
+        joined_at=WHEN, media=media, call_id="c1", from_tag="f1", to_tag="t1"
+    )
+    fields.update(kw)
+    return ConferenceInfoEndpoint(entity, status, **fields)  # type: ignore[arg-type]
+
+
+def snapshot(*users: ConferenceInfoUser) -> ConferenceInfoSnapshot:
+    return ConferenceInfoSnapshot(
+        CONF, "retro", conf_uris=(CONF,), host_uris=("sip:127.0.0.1",), users=users
+    )
+
+
+ALICE = ConferenceInfoUser("sip:alice@example.com", roles=("participant",),
+                           endpoints=(endpoint("sip:a@127.0.0.1:5070"),))  # fmt: skip
+BOB = ConferenceInfoUser("sip:bob@example.com", roles=("chair",),
+                         endpoints=(endpoint("sip:b@127.0.0.1:5080"),))  # fmt: skip
+
+
+def test_full_document_has_every_part_and_validates() -> None:
+    root = assert_valid(render_full(snapshot(ALICE, BOB), 1))
+    assert root.get("state") == "full" and root.get("version") == "1"
+    assert root.get("entity") == CONF
+    assert root.xpath("string(c:conference-description/c:display-text)", namespaces=NS) == "retro"
+    assert root.xpath("string(c:host-info/c:uris/c:entry/c:uri)", namespaces=NS)
+    assert root.xpath("string(c:conference-state/c:user-count)", namespaces=NS) == "2"
+    assert root.xpath("string(c:conference-state/c:active)", namespaces=NS) == "true"
+    ep = root.xpath("c:users/c:user[1]/c:endpoint", namespaces=NS)[0]
+    assert ep.xpath("string(c:status)", namespaces=NS) == "connected"
+    assert ep.xpath("string(c:joining-method)", namespaces=NS) == "dialed-in"
+    assert ep.xpath("string(c:joining-info/c:when)", namespaces=NS) == "2025-03-01T12:00:00+00:00"
+    media = ep.xpath("c:media", namespaces=NS)[0]
+    assert media.xpath("string(c:type)", namespaces=NS) == "audio"
+    protection = media.xpath("m:protection", namespaces=NS)[0]
+    assert protection.get("key-mode") == "sdes"
+    assert ep.xpath("string(c:call-info/c:sip/c:call-id)", namespaces=NS) == "c1"
+
+
+def test_document_starts_with_an_unprefixed_root() -> None:
+    """sipp's subscriber (and humans) look for ``<conference-info ... state="full"``."""
+    text = render_full(snapshot(), 7).decode()
+    assert '<conference-info xmlns="urn:ietf:params:xml:ns:conference-info"' in text
+    assert_valid(text.encode())
+
+
+def test_partial_only_carries_what_changed() -> None:
+    before = snapshot(ALICE)
+    after = snapshot(ALICE, BOB)
+    root = assert_valid(render_partial(before, after, 2) or b"")
+    assert root.get("state") == "partial"
+    users = root.xpath("c:users/c:user", namespaces=NS)
+    assert [u.get("entity") for u in users] == [BOB.entity]
+    assert root.xpath("string(c:conference-state/c:user-count)", namespaces=NS) == "2"
+    assert not root.xpath("c:conference-description", namespaces=NS)
+    assert render_partial(after, after, 3) is None
+
+
+def test_partial_for_a_departed_and_a_deleted_endpoint() -> None:
+    left = replace(
+        ALICE.endpoints[0], status="disconnected", disconnection_method="departed",
+        disconnected_at=WHEN, disconnection_reason="bye", media=(),
+    )  # fmt: skip
+    gone = snapshot(replace(ALICE, endpoints=(left,)), BOB)
+    root = assert_valid(render_partial(snapshot(ALICE, BOB), gone, 5) or b"")
+    user = root.xpath("c:users/c:user", namespaces=NS)[0]
+    assert user.get("state") == "partial"
+    ep = user.xpath("c:endpoint", namespaces=NS)[0]
+    assert ep.xpath("string(c:disconnection-method)", namespaces=NS) == "departed"
+    assert ep.xpath("string(c:disconnection-info/c:reason)", namespaces=NS) == "bye"
+    removed = assert_valid(render_partial(gone, snapshot(BOB), 6) or b"")
+    assert [u.get("state") for u in removed.xpath("c:users/c:user", namespaces=NS)] == ["deleted"]
+    replaced = snapshot(replace(BOB, endpoints=(endpoint("sip:b2@127.0.0.1"),)))
+    swap = assert_valid(render_partial(snapshot(BOB), replaced, 7) or b"")
+    states = [e.get("state") for e in swap.xpath(".//c:endpoint", namespaces=NS)]
+    assert states == ["full", "deleted"]
+
+
+def test_deleted_document() -> None:
+    root = assert_valid(render_deleted(CONF, 9))
+    assert (root.get("state"), root.get("version"), len(root)) == ("deleted", "9", 0)
+
+
+@pytest.mark.parametrize("status", ["on-hold", "muted-via-focus", "dialing-in", "disconnected"])
+def test_endpoint_statuses_validate(status: str) -> None:
+    user = replace(ALICE, endpoints=(endpoint("sip:x@h", status),))
+    assert_valid(render_full(snapshot(user), 1))
+
+
+def test_bad_values_are_local_errors() -> None:
+    with pytest.raises(ValueError):
+        ConferenceInfoEndpoint("sip:x@h", "online")
+    with pytest.raises(ValueError):
+        render_full(snapshot(), 2**32)
+
+
+def test_parse_round_trip() -> None:
+    notice = parse_conference_info(render_full(snapshot(ALICE, BOB), 4))
+    assert (notice.entity, notice.state, notice.version, notice.user_count) == (CONF, "full", 4, 2)
+    assert notice.endpoints == {
+        "sip:a@127.0.0.1:5070": "connected",
+        "sip:b@127.0.0.1:5080": "connected",
+    }
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"<x/>", b"<conference-info xmlns='urn:ietf:params:xml:ns:conference-info'/>",
+     b'<!DOCTYPE a [<!ENTITY b "c">]><a/>', b"<a" * 10],
+)  # fmt: skip
+def test_parse_refuses_garbage(data: bytes) -> None:
+    with pytest.raises(ConferenceInfoError):
+        parse_conference_info(data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_parse_arbitrary_bytes(data: bytes) -> None:
+    try:
+        parse_conference_info(data)
+    except ConferenceInfoError:
+        pass
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(min_size=1, max_size=20), st.sampled_from(["connected", "on-hold", "pending"]))
+def test_any_display_text_and_status_still_validates(text: str, status: str) -> None:
+    clean = "".join(ch for ch in text if ch.isprintable()) or "x"
+    user = ConferenceInfoUser("sip:u@h", display_text=clean, endpoints=(endpoint("e", status),))
+    assert_valid(render_full(snapshot(user), 1))
