@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.13 python3; do \
 VENV := .venv
 VPY := $(VENV)/bin/python
 PEERS := sip-tester baresip-core linphone-cli tshark kamailio kamailio-tls-modules \
-	libxml2-utils openssl socat iproute2
+	libxml2-utils openssl socat iproute2 postgresql chromium libre-dev gcc pkg-config
 PYTEST_ARGS ?=
 
 .PHONY: run test test-fast lint peers bench clean
@@ -25,8 +25,11 @@ run: $(VENV)/.installed
 
 # Debian test peers (../shared/oracles): installed when missing and we are root.
 peers:
-	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint socat ip; do \
+	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint openssl socat ip chromium; do \
 	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing initdb(postgresql)"; \
+	for c in gcc pkg-config; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	pkg-config --exists libre 2>/dev/null || missing="$$missing libre-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing test peers (missing:$$missing)"; \

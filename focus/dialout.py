@@ -18,6 +18,15 @@ Dial-out (web page, REST, or a chair's REFER to the focus):
    installed, no RTP is ever sent (TS 33.328 G.2);
 5. otherwise the stream is keyed like a dial-in one and the participant joins.
 
+MIKEY-TICKET dial-out (TS 33.328 G.3.1): when the participant's authorized
+entry says ``use_mikey`` or the conference accepts only ``mikey-ticket``, the
+focus first gets a ticket from the KMS as the conference URI
+(``focus.keying.MikeyFocusKeying.initiate``; unreachable KMS → failed ``503``
+before any INVITE), offers ``a=key-mgmt:mikey`` instead of ``a=crypto``, and
+checks the answer's TRANSFER_RESP, including that the responder's KMS
+identity (IDRr) is the invited one; otherwise ACK + BYE as in step 4 and
+nothing is keyed.  The SDES path is unchanged.
+
 REFER (RFC 3515): a chair's REFER to the focus (``Refer-To`` a participant)
 dials that participant out and reports progress in NOTIFYs with
 ``message/sipfrag`` bodies; anyone else gets 403.  :meth:`refer` sends a REFER
@@ -29,14 +38,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from focus.call import CallState, FocusCall
 from focus.events import ParticipantJoined
+from focus.keying import MikeyDialOutKeys, MikeyRefused
 from focus.policy import CallerIdentity, IdentitySource, asserted_identity, caller_identity
 from focus.sdp.offer import SdpOfferState, accept_answer, build_offer
+from focus.sdp.offer_answer import SdpAnswerPlan
 from focus.sdp.session import SdpError, SdpSession
 from focus.sip.dialog import SipDialog, dialog_from_uac, dialog_from_uas, uri_address
 from focus.sip.message import (
@@ -141,8 +153,15 @@ class FocusDialOut:
         except Exception as exc:  # the media plane is full: nothing was sent yet
             return self._fail(call, f"503 no media port ({exc})")
         call.streams[0] = stream  # bound, not keyed: nothing can be sent on it yet
+        if self._uses_mikey(call):
+            try:
+                call.mikey_dialout = await self._mikey_offer(call)
+            except MikeyRefused as exc:
+                return self._fail(call, f"{exc.status} {exc.detail}")
+        key_mgmt = call.mikey_dialout.attribute if call.mikey_dialout is not None else None
         offer = build_offer(local_host=media.host, port=stream.rtp_port,
-                            session_id=call.session_id, suites=self._suites())  # fmt: skip
+                            session_id=call.session_id, suites=self._suites(),
+                            key_mgmt=key_mgmt)  # fmt: skip
         invite = self._invite(call, target, offer, endpoint)
         call.log.info("[%s] dialling %s for %s", call.call_id, target, call.conference_uri)
         response = await self._invite_and_wait(call, invite, endpoint)
@@ -151,6 +170,22 @@ class FocusDialOut:
         if response.status >= 300:
             return self._fail(call, f"{response.status} {response.reason}")
         return await self._answered(call, invite, response, offer, endpoint)
+
+    def _uses_mikey(self, call: FocusCall) -> bool:
+        """The entry's ``use_mikey``, or a conference that accepts only ``mikey-ticket``."""
+        info = call.conference
+        aor = call.identity.aor
+        if any(e.use_mikey and e.uri == aor for e in info.participants):
+            return True
+        return tuple(info.policy.key_modes) == ("mikey-ticket",)
+
+    async def _mikey_offer(self, call: FocusCall) -> MikeyDialOutKeys:
+        keying = self.focus.mikey
+        if keying is None:
+            raise MikeyRefused(488, "Not Acceptable Here", "no KMS configured for MIKEY-TICKET")
+        ssrc = secrets.randbits(32)
+        invited = str(call.identity.aor)
+        return await keying.initiate(call.conference_uri, invited, ssrc=ssrc, now=time.time())
 
     def _suites(self) -> tuple[str, ...]:
         from focus.sdp.offer_answer import DEFAULT_SUITES
@@ -218,9 +253,11 @@ class FocusDialOut:
         plan = None
         if refusal is None:
             try:
-                plan = accept_answer(offer, SdpSession.parse(response.body))
+                plan = self._accept(call, offer, SdpSession.parse(response.body))
             except SdpError as exc:
                 refusal = f"488 unacceptable answer: {exc}"
+            except MikeyRefused as exc:
+                refusal = f"{exc.status} {exc.detail}"
         if refusal is not None or plan is None:
             call.log.warning("[%s] dropping the answer: %s", call.call_id, refusal)
             await self._bye(dialog, endpoint, refusal or "bad answer")
@@ -237,6 +274,14 @@ class FocusDialOut:
         call.log.info("[%s] %s answered the dial-out to %s", call.call_id, call.participant,
                       call.conference_uri)  # fmt: skip
         return call
+
+    def _accept(self, call: FocusCall, offer: SdpOfferState, answer: SdpSession) -> SdpAnswerPlan:
+        """The answer's plan; MIKEY: TRANSFER_RESP checked first (:class:`MikeyRefused`)."""
+        keys = call.mikey_dialout
+        if keys is None:
+            return accept_answer(offer, answer)
+        mikey = keys.answer_keys(answer, now=time.time())
+        return accept_answer(offer, answer, mikey=mikey, local_ssrc=keys.ssrc)
 
     def _check_answerer(self, call: FocusCall, response: SipResponse) -> str | None:
         """None when the answerer may join; else why not (TS 33.328 G.2 re-targeting)."""

@@ -24,20 +24,25 @@ import asyncio
 import dataclasses
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from focus.call import CallState, FocusCall, MediaAllocator
-from focus.conference import ConferenceInfo
+from focus.call import CallState, ChatService, FloorService, FocusCall, MediaAllocator
+from focus.conference import ConferenceInfo, StoreError, normalize_aor
 from focus.directory import ConferenceDirectoryCache
 from focus.endpoint import SipEndpoint
 from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft, ParticipantUpdated
+from focus.keying import MikeyFocusKeying, MikeyRefused, offer_key_mgmt
 from focus.policy import admit, caller_identity
+from focus.sdp.bfcp import SdpBfcpPolicy
+from focus.sdp.msrp import SdpMsrpPolicy
 from focus.sdp.offer_answer import (
     SUPPORTED_KEY_MODES,
     SdpAnswerPlan,
     SdpFocusPolicy,
+    SdpMikeyKeys,
     build_answer,
     plan_answer,
 )
@@ -103,7 +108,11 @@ class FocusService:
     """Implements :class:`focus.endpoint.SipHandler` for the conference focus."""
 
     def __init__(
-        self, store: ConferenceDirectory, media: MediaAllocator, config: FocusConfig
+        self,
+        store: ConferenceDirectory,
+        media: MediaAllocator,
+        config: FocusConfig,
+        chat: ChatService | None = None,
     ) -> None:
         self.directory = (
             store
@@ -111,15 +120,20 @@ class FocusService:
             else ConferenceDirectoryCache(store)
         )
         self.media = media
+        self.chat = chat  # the MSRP switch; None refuses m=message lines
+        self.floor: FloorService | None = None  # BFCP floor control; None refuses BFCP lines
         self.config = config
         self.stats = FocusStats()
         self._calls: dict[tuple[str, str, str], FocusCall] = {}
         self._pending: dict[str, FocusCall] = {}  # INVITE server txn key -> call
         self._listeners: list[Callable[[FocusEvent], None]] = []
+        self._policy_listeners: list[Callable[[str, ConferenceInfo | None], None]] = []
         self.endpoint: SipEndpoint | None = None
         self._methods: dict[str, MethodHandler] = {}
         self.dialout: Any = None  # focus.dialout.FocusDialOut, when dial-out is enabled
+        self.mikey: MikeyFocusKeying | None = None  # MIKEY-TICKET responder (focus.keying)
         self.allow = ALLOW
+        self._hangups: set[asyncio.Task[None]] = set()  # BYEs started by media failures
 
     def attach(self, endpoint: SipEndpoint) -> None:
         """The endpoint used for requests the focus originates (BYE on policy change)."""
@@ -136,6 +150,16 @@ class FocusService:
                 self._listeners.remove(listener)
 
         return unsubscribe
+
+    def on_policy_applied(
+        self, listener: Callable[[str, ConferenceInfo | None], None]
+    ) -> Callable[[], None]:
+        """Call ``listener(name, info)`` from :meth:`apply_policy` (``info`` None: deleted).
+
+        The conference event notifier drops subscriptions with it; returns an unsubscriber.
+        """
+        self._policy_listeners.append(listener)
+        return lambda: self._policy_listeners.remove(listener)
 
     def _emit(self, event: FocusEvent) -> None:
         for listener in list(self._listeners):
@@ -156,6 +180,32 @@ class FocusService:
         self._emit(_updated(call))
         return True
 
+    def note_dtmf(self, call_id: str, event: str, duration_ms: int) -> bool:
+        """Record a telephone-event (RFC 4733) the mixer saw; live rosters refresh."""
+        call = self.find_call(call_id)
+        if call is None:
+            return False
+        call.note_dtmf(event, duration_ms)
+        self._emit(_updated(call))
+        return True
+
+    def _media_failed(self, call: FocusCall, detail: str) -> None:
+        """A stream's DTLS handshake failed (RFC 5763 §5): no keys, so hang up with BYE."""
+        call.log.warning("[%s] DTLS handshake failed: %s", call.call_id, detail)
+        if call.dialog is None:  # not answered yet: _answer_invite refuses with 487
+            call.cancelled = True
+            return
+        if call.state is CallState.LEFT:
+            return
+        if self.endpoint is None:
+            self._end(call, reason="DTLS handshake failed")
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._hang_up(self.endpoint, call, reason="DTLS handshake failed")
+        )
+        self._hangups.add(task)
+        task.add_done_callback(self._hangups.discard)
+
     async def hang_up(self, call_id: str, reason: str) -> bool:
         """BYE one participant (bounded wait) and drop its keys; False if unknown."""
         call = self.find_call(call_id)
@@ -174,6 +224,11 @@ class FocusService:
         """
         self.directory.invalidate(conference)
         info = self.directory.get_conference(conference)
+        for listener in list(self._policy_listeners):
+            try:
+                listener(conference, info)
+            except Exception:
+                logger.exception("policy listener %r failed on %s", listener, conference)
         gone: list[FocusCall] = []
         for call in [c for c in self._calls.values() if c.conference.name == conference]:
             if info is None:
@@ -253,8 +308,15 @@ class FocusService:
 
     def handle_ack(self, endpoint: SipEndpoint, event: AckReceived) -> None:
         call = self._calls.get(incoming_dialog_id(event.request))
-        if call is not None:
-            call.log.debug("[%s] ACK received", call.call_id)
+        if call is None or call.acked:
+            return
+        call.log.debug("[%s] ACK received: media starts", call.call_id)
+        call.start_sending()
+        self._emit(
+            ParticipantJoined(
+                call.conference.name, call.call_id, call.participant, call.role, call.joined_by
+            )
+        )
 
     def handle_cancel(self, endpoint: SipEndpoint, event: CancelReceived) -> None:
         call = self._pending.get(event.invite_key)
@@ -303,8 +365,9 @@ class FocusService:
         conference_uri = conference.uri(self.config.domain)
         call = FocusCall(
             request.call_id, conference, conference_uri, identity, decision.role or "participant",
-            event.source, key,
+            event.source, key, acked=False,
         )  # fmt: skip
+        call.on_media_failed = lambda detail: self._media_failed(call, detail)
         self._pending[key] = call
         try:
             await self._answer_invite(endpoint, event, call)
@@ -342,13 +405,21 @@ class FocusService:
     ) -> None:
         request = event.request
         try:
-            offer, plan = self._plan(request, call.conference, previous=None)
+            call.mikey = await self._resolve_mikey(request, call)
+            offer, plan = self._plan(request, call.conference, previous=None, mikey=call.mikey)
+        except MikeyRefused as exc:
+            self._refuse_mikey(endpoint, event, exc)
+            return
         except SdpRemoteError as exc:
             self._refuse_sdp(endpoint, event, exc)
             return
         try:
             await call.apply_plan(plan, self.media)
+            self._open_chat(call, plan)
+            self._open_floor(call, plan)
         except Exception as exc:  # media plane full or failing: refuse, keep serving
+            self._close_chat(call)
+            self._close_floor(call)
             call.release_media(self.media)
             logger.warning("[%s] no media for %s: %s", call.call_id, call.participant, exc)
             self._refuse(endpoint, event, 503, "Service Unavailable", [("Retry-After", "2")])
@@ -363,11 +434,6 @@ class FocusService:
         self._calls[dialog.id] = call
         self.stats.admitted += 1
         endpoint.respond(event.key, response, dialog=dialog)
-        self._emit(
-            ParticipantJoined(
-                call.conference.name, call.call_id, call.participant, call.role, call.joined_by
-            )
-        )
         suites = ",".join(s.crypto.suite for s in plan.accepted if s.crypto) or "none"
         call.log.info(
             "[%s] %s joined %s as %s via %s (identity from %s, srtp=%s)",
@@ -375,8 +441,45 @@ class FocusService:
             event.source.transport, call.identity.source, suites,
         )  # fmt: skip
 
+    async def _resolve_mikey(self, request: SipRequest, call: FocusCall) -> SdpMikeyKeys | None:
+        """MIKEY-TICKET keys of the offer (``focus.keying``) when the conference accepts them.
+
+        Before planning: the KMS is asked here, and the initiator's KMS identity
+        must be authorized before any key is derived.  A re-offer carrying the
+        TRANSFER_INIT(s) already answered keeps the keys (no replay).
+        """
+        if self.mikey is None or not _accepts_mikey(call):
+            return None
+        try:
+            offer = SdpSession.parse(request.body)
+            transfers = tuple(offer_key_mgmt(offer))
+        except SdpError:
+            return None  # _plan answers the malformed offer
+        if not transfers:
+            return None
+        if call.mikey is not None and call.mikey.transfer_inits == transfers:
+            return call.mikey  # type: ignore[no-any-return]
+        authorized = set(call.conference.authorized())
+        keys = await self.mikey.resolve(
+            offer, call.conference_uri, lambda uri: _aor(uri) in authorized, now=time.time()
+        )
+        keys.transfer_inits = transfers
+        return keys
+
+    def _refuse_mikey(
+        self, endpoint: SipEndpoint, event: RequestReceived, exc: MikeyRefused
+    ) -> None:
+        text = exc.detail.replace('"', "'")[:200]
+        logger.info("[%s] MIKEY-TICKET refused: %d %s", event.request.call_id, exc.status, text)
+        warning = ("Warning", f'399 {WARN_AGENT} "{text}"')
+        self._refuse(endpoint, event, exc.status, exc.reason, [*exc.headers, warning])
+
     def _plan(
-        self, request: SipRequest, conference: ConferenceInfo, previous: SdpAnswerPlan | None
+        self,
+        request: SipRequest,
+        conference: ConferenceInfo,
+        previous: SdpAnswerPlan | None,
+        mikey: SdpMikeyKeys | None = None,
     ) -> tuple[SdpSession, SdpAnswerPlan]:
         try:
             offer = SdpSession.parse(request.body)
@@ -389,10 +492,51 @@ class FocusService:
             require_security=conference.policy.require_media_security,
             key_modes=modes,
             mki_suites=self.config.mki_suites,
+            msrp=self._chat_policy(conference),
+            bfcp=self._floor_policy(conference),
+            mikey=mikey,
         )
         if self.config.suites:
             policy = dataclasses.replace(policy, suites=self.config.suites)
         return offer, plan_answer(offer, policy, previous)
+
+    def _chat_policy(self, conference: ConferenceInfo) -> SdpMsrpPolicy | None:
+        if self.chat is None:
+            return None
+        secure = conference.policy.require_media_security
+        return dataclasses.replace(self.chat.policy, require_security=secure)
+
+    def _open_chat(self, call: FocusCall, plan: SdpAnswerPlan) -> None:
+        """Set up (or keep) the MSRP session of each accepted m=message before the 200."""
+        chats = [s for s in plan.accepted if s.msrp is not None]
+        if self.chat is None or not chats:
+            self._close_chat(call)
+            return
+        call.chat = {s.index: (self.chat.open(call, s), self.chat.policy) for s in chats}
+
+    def _floor_policy(self, conference: ConferenceInfo) -> SdpBfcpPolicy | None:
+        if self.floor is None:
+            return None
+        secure = conference.policy.require_media_security
+        return dataclasses.replace(self.floor.policy, require_security=secure)
+
+    def _open_floor(self, call: FocusCall, plan: SdpAnswerPlan) -> None:
+        """Register the participant with floor control (its BFCP user ID) before the 200."""
+        floors = [s for s in plan.accepted if s.bfcp is not None]
+        if self.floor is None or not floors:
+            self._close_floor(call)
+            return
+        call.floor = {s.index: self.floor.open(call, s) for s in floors}
+
+    def _close_floor(self, call: FocusCall) -> None:
+        if self.floor is not None and call.floor:
+            self.floor.close(call)
+        call.floor = {}
+
+    def _close_chat(self, call: FocusCall) -> None:
+        if self.chat is not None and call.chat:
+            self.chat.close(call)
+        call.chat = {}
 
     def _answer(
         self,
@@ -408,6 +552,8 @@ class FocusService:
         answer = build_answer(
             offer, plan, local_host=self.media.host, ports=ports,
             session_id=call.session_id, session_version=call.session_version,
+            msrp_local=call.chat, bfcp_local=call.floor, mikey=call.mikey,
+            dtls_fingerprint=self._dtls_fingerprint(plan),
         )  # fmt: skip
         call.session_version += 1
         return make_response(
@@ -415,6 +561,12 @@ class FocusService:
             headers=self._contact_headers(endpoint, request, call),
             body=str(answer).encode("utf-8"), content_type="application/sdp",
         )  # fmt: skip
+
+    def _dtls_fingerprint(self, plan: SdpAnswerPlan) -> Any:
+        """The media plane's DTLS certificate fingerprint when a stream is DTLS-keyed."""
+        if not any(s.dtls is not None for s in plan.accepted):
+            return None
+        return getattr(self.media, "dtls_fingerprint", None)
 
     def _contact_headers(
         self, endpoint: SipEndpoint, request: SipRequest, call: FocusCall
@@ -468,11 +620,18 @@ class FocusService:
         call.reinvite_pending = True
         try:
             try:
-                offer, plan = self._plan(request, call.conference, previous=call.plan)
+                mikey = await self._resolve_mikey(request, call)
+                offer, plan = self._plan(request, call.conference, call.plan, mikey)
+            except MikeyRefused as exc:
+                self._refuse_mikey(endpoint, event, exc)  # the old session stays
+                return
             except SdpRemoteError as exc:
                 self._refuse_sdp(endpoint, event, exc)  # the old session stays (RFC 3264 §8)
                 return
+            call.mikey = mikey
             await call.apply_plan(plan, self.media)
+            self._open_chat(call, plan)
+            self._open_floor(call, plan)
             response = self._answer(endpoint, request, offer, call, plan, to_tag=None)
             endpoint.respond(event.key, response, dialog=call.dialog)
             call.log.info("[%s] re-INVITE: %s, new keys", call.call_id, call.state)
@@ -487,6 +646,8 @@ class FocusService:
             self._calls.pop(call.dialog.id, None)
             call.dialog.terminate()
         if call.state is not CallState.LEFT:
+            self._close_chat(call)
+            self._close_floor(call)
             call.release_media(self.media)
             call.log.info(
                 "[%s] %s left %s (%s)", call.call_id, call.participant, call.conference_uri, reason
@@ -546,6 +707,21 @@ class FocusService:
         text = str(exc).replace('"', "'")[:200]
         logger.info("[%s] SDP refused: %d %s", event.request.call_id, status, text)
         self._refuse(endpoint, event, status, reason, [("Warning", f'399 {WARN_AGENT} "{text}"')])
+
+
+def _aor(uri: str) -> str:
+    try:
+        return normalize_aor(uri)
+    except StoreError:
+        return ""
+
+
+def _accepts_mikey(call: FocusCall) -> bool:
+    """``mikey-ticket`` in the conference's key modes, or the caller's entry says ``use_mikey``."""
+    if "mikey-ticket" in call.conference.policy.key_modes:
+        return True
+    aor = _aor(str(call.identity))
+    return any(e.use_mikey and e.uri == aor for e in call.conference.participants)
 
 
 def _updated(call: FocusCall) -> ParticipantUpdated:

@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
     version = _subparser(commands, "version", "print the version and enabled features (JSON)")
     version.set_defaults(handler=_version)
+    _admin_parsers(commands)
+    _kms_parsers(commands)
+    from mrf.ue.cli import add_parser as add_ue_parser  # the reference client, `mrf ue`
+
+    add_ue_parser(commands, _subparser)
     conference = _subparser(commands, "conference", "create, list and delete conferences")
     actions = conference.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = _subparser(actions, "create", "create a conference and print its SIP URI")
@@ -130,6 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument(
         "--allow-anonymous", action="store_true", help="admit callers without an identity"
+    )
+    create.add_argument(
+        "--key-mode",
+        dest="key_modes",
+        action="append",
+        choices=("sdes", "mikey-ticket", "dtls", "fingerprint"),
+        help="accepted key management (repeatable; default: sdes and fingerprint)",
     )
     create.set_defaults(handler=_conference_create)
     listing = _subparser(actions, "list", "print every conference, one JSON object a line")
@@ -161,12 +173,14 @@ def _version(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _conference_create(args: argparse.Namespace, settings: Settings) -> int:
+    from focus.conference import ConferencePolicy
     from focus.store import ConferenceStore
 
+    policy = ConferencePolicy(key_modes=tuple(args.key_modes)) if args.key_modes else None
     with ConferenceStore(settings.database_url) as store:
         store.create_all()
         info = store.create_conference(
-            args.name, args.participant, allow_anonymous=args.allow_anonymous
+            args.name, args.participant, allow_anonymous=args.allow_anonymous, policy=policy
         )
     print(info.uri(settings.sip.domain))
     return 0
@@ -192,6 +206,85 @@ def _conference_delete(args: argparse.Namespace, settings: Settings) -> int:
     if not deleted:
         _fail(f"no conference named {args.name!r}")
         return 1
+    return 0
+
+
+def _admin_parsers(commands: argparse._SubParsersAction[Any]) -> None:
+    admin = _subparser(commands, "admin", "web/API accounts and bearer tokens")
+    actions = admin.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = _subparser(
+        actions, "create", "create an account (password read from stdin, or prompted)"
+    )
+    create.add_argument("name", help="account name: 1-64 of A-Z a-z 0-9 . _ @ -")
+    create.add_argument(
+        "--admin", action="store_true", help="an administrator (sees every conference)"
+    )
+    create.set_defaults(handler=_admin_create)
+    token = _subparser(actions, "token", "print a new REST API bearer token for an account")
+    token.add_argument("name", help="account name")
+    token.set_defaults(handler=_admin_token)
+
+
+def _kms_parsers(commands: argparse._SubParsersAction[Any]) -> None:
+    kms = _subparser(commands, "kms", "the embedded MIKEY-TICKET key management service")
+    actions = kms.add_subparsers(dest="action", metavar="ACTION", required=True)
+    enroll = _subparser(actions, "enroll", "enrol a user; prints the user's KMS key (hex) once")
+    enroll.add_argument("uri", type=_kms_user, metavar="SIP-URI", help="the user's identity")
+    enroll.set_defaults(handler=_kms_enroll)
+
+
+def _kms_user(text: str) -> str:
+    from focus.conference import InvalidInput, normalize_aor
+
+    try:
+        return normalize_aor(text)
+    except InvalidInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _kms_enroll(args: argparse.Namespace, settings: Settings) -> int:
+    """A fresh per-user key in the KMS's own keys file (``<data_dir>/kms/keys.json``)."""
+    from focus.kms.keys import KmsKeys, KmsKeysError
+
+    try:
+        key = KmsKeys.in_data_dir(settings.data_dir).enroll(args.uri)
+    except KmsKeysError as exc:
+        _fail(str(exc))
+        return 1
+    print(key.hex())
+    return 0
+
+
+def _read_password() -> str | None:
+    """The password: prompted twice on a terminal (None if they differ), else stdin's line."""
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        return first if getpass.getpass("again: ") == first else None
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
+    from focus.store import ConferenceStore
+
+    password = _read_password()
+    if password is None:
+        _fail("the passwords differ")
+        return 1
+    with ConferenceStore(settings.database_url) as store:
+        store.create_all()
+        account = store.create_account(args.name, password, is_admin=args.admin)
+    print(json.dumps({"id": account.id, "name": account.name, "admin": account.is_admin}))
+    return 0
+
+
+def _admin_token(args: argparse.Namespace, settings: Settings) -> int:
+    from focus.store import ConferenceStore
+
+    with ConferenceStore(settings.database_url) as store:
+        store.create_all()
+        print(store.create_token(args.name))
     return 0
 
 

@@ -13,15 +13,28 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from focus.dialout import FocusDialOut
+from focus.dialout import DialOutConfig, FocusDialOut
 from focus.endpoint import SipEndpoint
+from focus.keying import MikeyFocusKeying
+from focus.kms.http import KmsHttpServer, start_embedded_kms
+from focus.kms.keys import KEYS_FILE, KmsKeys, KmsKeysError
+from focus.mikey.constants import MikeyProtTypes
+from focus.mikey.exchange import MikeyProfile
 from focus.sdp.sdes import SDES_SUITES
 from focus.service import FocusConfig, FocusService
-from focus.store import ConferenceStore
+from focus.sip.dialog import uri_address
+from focus.sip.uri import SipUri
+from focus.store import ConferenceStore, StoreError
+from mrf.chat import ChatRelay, start_chat_relay
+from mrf.floor import FloorControl, start_floor_control
+from mrf.rtp.conference import RtpMixerPool
 from mrf.rtp.plane import MediaPlane
 from mrf.rtp.srtp import mki_supported
 from mrf.settings import Settings
 from mrf.tls import certificate_fingerprint, ensure_certificate, server_ssl_context
+from mrf.webserver import WebServer, start_web
+from notify.mikey import NotifyMikeyExchange
+from notify.service import NotifyService, notify_config
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +48,36 @@ class Server:
     media: MediaPlane
     focus: FocusService
     endpoint: SipEndpoint
+    mixers: RtpMixerPool | None = None  # per-conference audio mixers (mrf.rtp.conference)
+    web: WebServer | None = None  # the web UI and REST API (mrf.webserver)
+    chat: ChatRelay | None = None  # the MSRP switch over TLS (mrf.chat)
+    floor: FloorControl | None = None  # BFCP floor control over TLS (mrf.floor)
+    notify: NotifyService | None = None  # conference event package (notify.service)
+    kms: KmsHttpServer | None = None  # the embedded KMS (None with an external kms.url)
+
+    def listeners(self) -> dict[str, bool]:
+        """Which listeners are up, for ``GET /api/health``."""
+        up = {f"sip-{name}": state for name, state in self.endpoint.listening().items()}
+        up["media"] = not self.media.closed
+        up["web"] = self.web is not None and self.web.up
+        return up
 
     async def close(self) -> None:
+        if self.web is not None:
+            await self.web.close()
+        if self.kms is not None:
+            await self.kms.close()
         if self.focus.dialout is not None:
             await self.focus.dialout.close()
+        if self.notify is not None:
+            await self.notify.close(timeout=2.0)
         await self.focus.shutdown(self.endpoint)
+        if self.chat is not None:
+            await self.chat.close_all()
+        if self.floor is not None:
+            await self.floor.close_all()
+        if self.mixers is not None:
+            self.mixers.close()
         await self.endpoint.close()
         self.media.close()
         await self.media.wait_closed()
@@ -64,7 +102,17 @@ async def start(settings: Settings) -> Server:
     focus = FocusService(store, media, config)
     endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)
     focus.attach(endpoint)
-    FocusDialOut(focus)  # registers itself: focus.dialout, REFER handling
+    mixers = RtpMixerPool(focus)  # joins, hold/mute and leaves drive the mixers
+    proxy = settings.sip.outbound_proxy
+    FocusDialOut(  # registers itself: focus.dialout, REFER handling
+        focus,
+        DialOutConfig(
+            ring_timeout=settings.sip.ring_timeout,
+            outbound_proxy=uri_address(SipUri.parse(proxy)) if proxy else None,
+        ),
+    )
+    notify = NotifyService(focus, notify_config(settings.notify))  # SUBSCRIBE/NOTIFY, conference
+    notify.start()
     try:
         sip = settings.sip
         for address in (
@@ -73,6 +121,16 @@ async def start(settings: Settings) -> Server:
             await endpoint.listen_tls(sip.host, sip.tls_port, tls_context),
         ):
             logger.info("SIP listening on %s %s:%d", address.transport, address.host, address.port)
+        focus.chat = chat = await start_chat_relay(
+            settings.media.host, settings.msrp.port, cert, key,
+            keylog_filename=settings.tls.keylog_file,
+        )  # fmt: skip
+        floor = await start_floor_control(
+            settings.media.host, settings.bfcp.port, cert, key,
+            keylog_filename=settings.tls.keylog_file, floors=settings.bfcp.floors,
+        )  # fmt: skip
+        floor.attach(focus)  # BFCP lines in answers; release on ParticipantLeft
+        notify.watch_floor(floor)  # floor grants and queues in conference-info
     except OSError:
         await endpoint.close()
         store.close()
@@ -82,7 +140,72 @@ async def start(settings: Settings) -> Server:
         "media plane %s ports %d-%d; conference URIs sip:<name>@%s",
         settings.media.host, *settings.media.rtp_ports, settings.sip.domain,
     )  # fmt: skip
-    return Server(settings, store, media, focus, endpoint)
+    server = Server(settings, store, media, focus, endpoint, mixers=mixers, notify=notify)
+    server.chat = chat
+    server.floor = floor
+    if settings.kms.serves_embedded:  # by default an external KMS URL disables it
+        kms_identity = f"sip:kms@{settings.sip.domain}".encode()
+        try:
+            server.kms = await start_embedded_kms(
+                settings.kms.url, settings.data_dir, identity=kms_identity
+            )
+        except (OSError, KmsKeysError) as exc:
+            await server.close()
+            raise OSError(f"embedded KMS: {exc}") from exc
+    try:
+        focus.mikey = mikey_responder(settings)
+        notify.key_exchange = NotifyMikeyExchange(  # MIKEY-TICKET in SUBSCRIBE (docs/notify.md)
+            focus.mikey.kms_url, focus.mikey.credentials, focus.mikey.profile
+        )
+    except KmsKeysError as exc:
+        await server.close()
+        raise OSError(str(exc)) from exc
+    try:
+        server.web = await start_web(settings, server)
+    except (OSError, StoreError):
+        await server.close()
+        raise
+    return server
+
+
+def mikey_responder(settings: Settings) -> MikeyFocusKeying:
+    """The focus's MIKEY-TICKET Responder (``focus.keying``).
+
+    Its KMS identity per conference is the conference URI (TS 23.333 §6.2.19:
+    identities from the To/From URIs); the keys are in the KMS keys file of
+    the data directory.  With the embedded KMS a conference URI is enrolled on
+    its first MIKEY call; with an external KMS, enrol it there and here
+    (``mrf kms enroll sip:<name>@<domain>``) with the same key.
+    """
+    path = settings.data_dir / KEYS_FILE
+    embedded = settings.kms.serves_embedded
+    opened: list[KmsKeys] = []
+
+    def credentials(identity: bytes) -> bytes | None:
+        if not opened:  # on first use: without MIKEY calls the focus holds no KMS keys
+            if not embedded and not path.exists():
+                return None
+            try:
+                opened.append(KmsKeys(path))
+            except KmsKeysError as exc:
+                logger.error("MIKEY-TICKET unavailable: %s", exc)
+                return None
+        keys = opened[0]
+        try:
+            key = keys.user_key(identity)
+            if key is None and embedded:
+                key = keys.enroll(identity.decode("utf-8"))
+                logger.info("KMS: enrolled the conference identity %s", identity.decode())
+        except (KmsKeysError, OSError) as exc:
+            logger.error("MIKEY-TICKET unavailable: %s", exc)
+            return None
+        return key
+
+    mikey = settings.mikey
+    prot_types = MikeyProtTypes(
+        mikey.prot_type_tls, mikey.prot_type_psk_smime, mikey.prot_type_application
+    )
+    return MikeyFocusKeying(settings.kms.url, credentials, MikeyProfile(prot_types=prot_types))
 
 
 async def serve(settings: Settings, stop: asyncio.Event | None = None) -> None:

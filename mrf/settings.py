@@ -81,16 +81,44 @@ class MsrpSettings:
 
 @dataclass(frozen=True, slots=True)
 class BfcpSettings:
-    """BFCP over TLS listener port (0 = ephemeral)."""
+    """BFCP over TLS listener port (0 = ephemeral) and floors per conference (IDs 1..floors)."""
 
     port: int = 2856
+    floors: int = 1
+
+
+DEFAULT_KMS_URL = "http://127.0.0.1:8090/kms"
 
 
 @dataclass(frozen=True, slots=True)
 class KmsSettings:
-    """KMS location; a URL other than the embedded one's disables the embedded KMS."""
+    """KMS location; ``embedded`` unset: embedded only at the default URL."""
 
-    url: str = "http://127.0.0.1:8090/kms"
+    url: str = DEFAULT_KMS_URL
+    embedded: bool | None = None  # True: serve the embedded KMS at ``url`` (any URL)
+
+    @property
+    def serves_embedded(self) -> bool:
+        return self.embedded if self.embedded is not None else self.url == DEFAULT_KMS_URL
+
+
+@dataclass(frozen=True, slots=True)
+class MikeySettings:
+    """MIKEY Prot Type code points of TS 33.328 outside the IANA registry (decision (a))."""
+
+    prot_type_tls: int = 241
+    prot_type_psk_smime: int = 242
+    prot_type_application: int = 243
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """Conference event package (docs/notify.md): rate cap, Expires bounds, NOTIFY algorithm."""
+
+    min_interval: float = 5.0  # seconds between two NOTIFYs of a subscription (RFC 4575 §3.9)
+    min_expires: int = 60  # below: 423 with Min-Expires (RFC 6665 §4.2.1.1)
+    max_expires: int = 3600  # above: the cap is granted
+    algorithm: str = "aes128_gcm"  # PSK S/MIME content encryption (TS 33.328 Annex I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +141,8 @@ class Settings:
     msrp: MsrpSettings = field(default_factory=MsrpSettings)
     bfcp: BfcpSettings = field(default_factory=BfcpSettings)
     kms: KmsSettings = field(default_factory=KmsSettings)
+    mikey: MikeySettings = field(default_factory=MikeySettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
 
     def non_loopback_listeners(self) -> tuple[str, ...]:
@@ -147,6 +177,10 @@ def _string(label: str, value: object) -> str:
 
 def _listen_port(label: str, value: object) -> int:
     return _integer(label, value, 0, 65535)
+
+
+def _floors(label: str, value: object) -> int:
+    return _integer(label, value, 1, 16)  # mrf.bfcp.floor.MAX_FLOORS
 
 
 def _message_size(label: str, value: object) -> int:
@@ -263,6 +297,37 @@ def _ring_timeout(label: str, value: object) -> float:
     return float(value)
 
 
+def _bool(label: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(f"{label}: must be true or false, got {value!r}")
+    return value
+
+
+def _notify_interval(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+        raise SettingsError(f"{label}: must be a number of seconds in 0..3600, got {value!r}")
+    return float(value)
+
+
+def _expires(label: str, value: object) -> int:
+    return _integer(label, value, 1, 86400)
+
+
+NOTIFY_ALGORITHMS = ("aes128_gcm", "aes256_gcm", "aes128_ccm", "aes256_ccm")
+
+
+def _notify_algorithm(label: str, value: object) -> str:
+    if value not in NOTIFY_ALGORITHMS:
+        choices = ", ".join(NOTIFY_ALGORITHMS)
+        raise SettingsError(f"{label}: must be one of {choices}, got {value!r}")
+    return str(value)
+
+
+def _prot_type(label: str, value: object) -> int:
+    """A MIKEY Prot Type other than SRTP (0) and TESLA (1) (IANA, RFC 3830 §6.10)."""
+    return _integer(label, value, 2, 255)
+
+
 KEYS: dict[str, Validator] = {
     "data_dir": _path,
     "database_url": _database_url,
@@ -281,7 +346,16 @@ KEYS: dict[str, Validator] = {
     "media.rtp_ports": _rtp_ports,
     "msrp.port": _listen_port,
     "bfcp.port": _listen_port,
+    "bfcp.floors": _floors,
     "kms.url": _url,
+    "kms.embedded": _bool,
+    "mikey.prot_type_tls": _prot_type,
+    "mikey.prot_type_psk_smime": _prot_type,
+    "mikey.prot_type_application": _prot_type,
+    "notify.min_interval": _notify_interval,
+    "notify.min_expires": _expires,
+    "notify.max_expires": _expires,
+    "notify.algorithm": _notify_algorithm,
     "tls.keylog_file": _optional_path,
 }
 SECTIONS = frozenset(key.split(".")[0] for key in KEYS if "." in key)
@@ -306,6 +380,13 @@ def _env_float(name: str, text: str) -> object:
         return float(text.strip())
     except ValueError:
         raise SettingsError(f"{name}: must be a number, got {text!r}") from None
+
+
+def _env_bool(name: str, text: str) -> object:
+    value = text.strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise SettingsError(f"{name}: must be true or false, got {text!r}")
+    return value in ("true", "1", "yes")
 
 
 def _env_list(name: str, text: str) -> object:
@@ -339,7 +420,16 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "media.rtp_ports": _env_range,
         "msrp.port": _env_int,
         "bfcp.port": _env_int,
+        "bfcp.floors": _env_int,
         "kms.url": _env_text,
+        "kms.embedded": _env_bool,
+        "mikey.prot_type_tls": _env_int,
+        "mikey.prot_type_psk_smime": _env_int,
+        "mikey.prot_type_application": _env_int,
+        "notify.min_interval": _env_float,
+        "notify.min_expires": _env_int,
+        "notify.max_expires": _env_int,
+        "notify.algorithm": _env_text,
         "tls.keylog_file": _env_text,
     }.items()
 }
@@ -410,8 +500,27 @@ def _build(values: dict[str, object]) -> Settings:
         msrp=MsrpSettings(**sections["msrp"]),  # type: ignore[arg-type]
         bfcp=BfcpSettings(**sections["bfcp"]),  # type: ignore[arg-type]
         kms=KmsSettings(**sections["kms"]),  # type: ignore[arg-type]
+        mikey=_mikey(sections["mikey"]),
+        notify=_notify(sections["notify"]),
         tls=TlsSettings(**sections["tls"]),  # type: ignore[arg-type]
     )
+
+
+def _mikey(values: dict[str, object]) -> MikeySettings:
+    mikey = MikeySettings(**values)  # type: ignore[arg-type]
+    codes = (mikey.prot_type_tls, mikey.prot_type_psk_smime, mikey.prot_type_application)
+    if len(set(codes)) != 3:
+        raise SettingsError(f"mikey: the three prot_type_* values must differ, got {codes}")
+    return mikey
+
+
+def _notify(values: dict[str, object]) -> NotifySettings:
+    notify = NotifySettings(**values)  # type: ignore[arg-type]
+    if notify.min_expires > notify.max_expires:
+        raise SettingsError(
+            f"notify: min_expires ({notify.min_expires}) exceeds max_expires ({notify.max_expires})"
+        )
+    return notify
 
 
 def load_settings(

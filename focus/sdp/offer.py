@@ -11,6 +11,12 @@ answerer's key inbound, our key of the chosen line outbound.
 
 Every offer draws fresh keys, so two participants never share one; the keys of
 the lines the answerer did not choose are never used.
+
+**MIKEY-TICKET** (``key_mgmt`` given, RFC 4567 §3 / RFC 6043): the offer
+carries the TRANSFER_INIT as session-level ``a=key-mgmt`` and no ``a=crypto``;
+the answer must not carry ``a=crypto`` either, and :func:`accept_answer` takes
+the keys the caller derived from its TRANSFER_RESP (``mikey``, see
+``focus.keying.MikeyDialOutKeys``): ``key_mode="mikey-ticket"``.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class SdpOfferState:
     keys: dict[int, tuple[str, bytes]] = field(repr=False)  # tag -> (suite, key||salt)
     payload_types: tuple[int, ...]
     telephone_event_pt: int | None
+    key_mgmt: str | None = None  # our a=key-mgmt (MIKEY-TICKET TRANSFER_INIT)
 
     def __bytes__(self) -> bytes:
         return bytes(self.offer)
@@ -74,9 +81,18 @@ def build_offer(
     telephone_event: bool = True,
     ptime: int = 20,
     username: str = "mrf",
+    key_mgmt: str | None = None,
 ) -> SdpOfferState:
-    """An RTP/SAVP audio offer with a fresh key per offered suite (RFC 4568 §5.1.1)."""
-    if not suites or not 0 < port < 65535:
+    """An RTP/SAVP audio offer with a fresh key per offered suite (RFC 4568 §5.1.1).
+
+    With ``key_mgmt`` (``mikey <base64 TRANSFER_INIT>``) the audio is keyed by
+    MIKEY-TICKET instead: session-level ``a=key-mgmt``, no ``a=crypto``.
+    """
+    if key_mgmt is not None:
+        suites = ()
+    elif not suites:
+        raise SdpLocalError("an offer needs at least one suite and a valid port")
+    if not 0 < port < 65535:
         raise SdpLocalError("an offer needs at least one suite and a valid port")
     payload_types = [STATIC_PAYLOAD_TYPES[c.encoding.upper()] for c in codecs]
     te_pt = TELEPHONE_EVENT_PT if telephone_event else None
@@ -101,13 +117,24 @@ def build_offer(
         name="-",
         connection=SdpConnection(local_host, addrtype),
         timings=[SdpTiming()],
+        attributes=[SdpAttribute("key-mgmt", key_mgmt)] if key_mgmt is not None else [],
         media=[media],
     )
-    return SdpOfferState(offer, keys, tuple(payload_types), te_pt)
+    return SdpOfferState(offer, keys, tuple(payload_types), te_pt, key_mgmt)
 
 
-def accept_answer(state: SdpOfferState, answer: SdpSession) -> SdpAnswerPlan:
+def accept_answer(
+    state: SdpOfferState,
+    answer: SdpSession,
+    *,
+    mikey: tuple[str, bytes, bytes] | None = None,
+    local_ssrc: int | None = None,
+) -> SdpAnswerPlan:
     """Check ``answer`` against our offer (RFC 3264 §6, RFC 4568 §5.1.2).
+
+    A MIKEY-TICKET offer needs ``mikey`` = ``(suite, rx key||salt, tx
+    key||salt)`` from the TRANSFER_RESP and ``local_ssrc`` (the SSRC our
+    TRANSFER_INIT announced).
 
     Raises ``SdpRemoteError(488)`` when the answer rejects the audio, drops
     SRTP, picks a crypto line we did not offer or changes its suite, or keeps
@@ -120,7 +147,14 @@ def accept_answer(state: SdpOfferState, answer: SdpSession) -> SdpAnswerPlan:
         raise SdpRemoteError(488, "the answer rejected the audio stream")
     if media.proto != "RTP/SAVP":
         raise SdpRemoteError(488, f"the answer downgraded the audio to {media.proto}")
-    crypto = _chosen_crypto(state, media)
+    if state.key_mgmt is not None:
+        if mikey is None:
+            raise SdpRemoteError(488, "the answer's TRANSFER_RESP was not verified")
+        if media.get_attributes("crypto"):
+            raise SdpRemoteError(488, "a=crypto in the answer to a MIKEY-TICKET offer")
+        crypto = SdpCryptoChoice(0, *mikey)
+    else:
+        crypto = _chosen_crypto(state, media)
     connection = answer.connection_for(media)
     if connection is None:
         raise SdpRemoteError(400, "answer m-line without c= (RFC 8866 §5.7)")
@@ -145,7 +179,8 @@ def accept_answer(state: SdpOfferState, answer: SdpSession) -> SdpAnswerPlan:
         direction_answer=_ANSWER_TO_OURS[theirs],
         on_hold=connection.is_hold or theirs in (SdpDirection.RECVONLY, SdpDirection.INACTIVE),
         crypto=crypto,
-        key_mode="sdes",
+        key_mode="sdes" if state.key_mgmt is None else "mikey-ticket",
+        local_ssrc=local_ssrc if state.key_mgmt is not None else None,
     )
     return SdpAnswerPlan((plan,))
 

@@ -21,12 +21,25 @@ previous: SdpAnswerPlan | None = None) -> SdpAnswerPlan`` returns one
 - audio on RTP/AVP(F) with ``a=crypto`` is Opportunistic SRTP (RFC 8643): we
   answer RTP/AVP with a crypto line and use SRTP. Plain RTP/AVP without crypto
   is accepted only when ``policy.require_security`` is False.
+- MIKEY-TICKET (``a=key-mgmt:mikey``, RFC 4567 / RFC 6043): the keys are
+  resolved *before* planning (``focus.keying``, it needs the KMS) and passed
+  as ``policy.mikey`` (:class:`SdpMikeyKeys`, per m-line index): an RTP/SAVP(F)
+  line with SRTP keys there is accepted with ``key_mode="mikey-ticket"`` (no
+  ``a=crypto`` in the answer), a TCP/TLS/MSRP line with a PSK there needs no
+  fingerprint (``key_mode="psk"``, ``plan.psk``).  ``build_answer(...,
+  mikey=keys)`` writes the TRANSFER_RESP ``a=key-mgmt`` where the offer had
+  its TRANSFER_INIT (session or media level).
+- audio on UDP/TLS/RTP/SAVP(F) is DTLS-SRTP (``key_mode="dtls"``, when the
+  policy's key modes have ``dtls``): ``focus.sdp.dtls`` checks the offer's
+  ``a=fingerprint``/``a=setup`` (``plan.dtls``); the keys come later from the
+  handshake.  An offer with ICE credentials and candidates gets ``plan.ice``
+  (``focus.sdp.ice``), whatever its key mode.
 - everything else gets port 0: video, application, message (MSRP), TCP,
-  UDP/TLS (DTLS-SRTP), and offers keyed only by ``a=key-mgmt`` (MIKEY-TICKET is
-  not implemented here; ``SUPPORTED_KEY_MODES`` is ``{"sdes"}``). At most
+  and offers keyed only by ``a=key-mgmt`` without resolved keys. At most
   ``policy.max_audio_streams`` audio streams are accepted.
-- codecs: the offered payload types matching ``policy.codecs`` (PCMU/8000 and
-  PCMA/8000 by default; static types need no rtpmap, RFC 3551 §6) plus the
+- codecs: the offered payload types matching ``policy.codecs`` (PCMU/8000,
+  PCMA/8000, G722/8000 and opus/48000/2 by default: what the mixer,
+  ``mrf.rtp.codec``, encodes; static types need no rtpmap, RFC 3551 §6) plus the
   first ``telephone-event/8000`` type (RFC 4733), all in offer order with the
   offer's numbers (RFC 3264 §6.1). The first one is the preferred send codec.
 - direction (RFC 3264 §6.1): sendonly→recvonly, recvonly→sendonly,
@@ -41,14 +54,17 @@ previous: SdpAnswerPlan | None = None) -> SdpAnswerPlan`` returns one
 Keys: every plan draws a fresh local master key and salt per accepted stream
 with ``generate_key_salt`` (secrets.token_bytes), so two participants (or two
 answers) never share a key. Re-offers (re-INVITE, RFC 3264 §8): pass the
-``previous`` plan. A new local key is still generated for every answer, which
-RFC 4568 §7.1.4 allows; the media plane must install the new outbound key and
-the offer's (possibly unchanged) inbound key. ``previous`` is used to keep the
-previously chosen crypto line (same tag and suite) when it is still offered,
-to refuse an m-line count that shrinks (RFC 3264 §8) and to refuse a
-downgrade of a secured stream to plain RTP. Our answer never carries an MKI
-(each direction's key parameters are independent, RFC 4568 §6.1); the
-offerer's MKI is reported as ``crypto.remote_mki``: its SRTP packets carry it.
+``previous`` plan. A new local key is generated for every answer in which
+the offerer changed its key, tag or suite (RFC 4568 §7.1.4 allows either);
+when the offerer kept its key (hold, an ICE updated offer) we keep ours too,
+because baresip 1.0 does not re-key its inbound SRTP on a re-INVITE answer
+(the media plane then keeps its SRTP contexts, ``RtpStream.set_keys``).
+``previous`` is used to keep the previously chosen crypto line (same tag and
+suite) when it is still offered, to refuse an m-line count that shrinks
+(RFC 3264 §8) and to refuse a downgrade of a secured stream to plain RTP.
+Our answer never carries an MKI (each direction's key parameters are
+independent, RFC 4568 §6.1); the offerer's MKI is reported as
+``crypto.remote_mki``: its SRTP packets carry it.
 
 ``build_answer(offer, plan, *, local_host, ports, session_id, session_version,
 username="mrf", rtcp_ports=None) -> SdpSession`` writes the answer: same
@@ -67,12 +83,39 @@ from dataclasses import dataclass, field
 from focus.sdp.attributes import (
     SdpCrypto,
     SdpDirection,
+    SdpFingerprint,
     SdpRtpmap,
     direction,
     key_mgmts,
     rtcp,
     rtcp_mux,
     rtpmaps,
+)
+from focus.sdp.bfcp import (
+    BfcpRejected,
+    SdpBfcpLocal,
+    SdpBfcpPlan,
+    SdpBfcpPolicy,
+    bfcp_answer_media,
+    is_bfcp,
+    plan_bfcp,
+)
+from focus.sdp.dtls import (
+    DTLS_PROTOS,
+    DtlsRejected,
+    SdpDtlsPlan,
+    dtls_answer_attributes,
+    is_dtls,
+    plan_dtls,
+)
+from focus.sdp.ice import SdpIcePlan, ice_answer_attributes, plan_ice
+from focus.sdp.msrp import (
+    MsrpRejected,
+    SdpMsrpLocal,
+    SdpMsrpPlan,
+    SdpMsrpPolicy,
+    msrp_answer_media,
+    plan_msrp,
 )
 from focus.sdp.sdes import SDES_SUITES, generate_key_salt
 from focus.sdp.session import (
@@ -93,12 +136,13 @@ __all__ = [
     "SdpCodec",
     "SdpCryptoChoice",
     "SdpFocusPolicy",
+    "SdpMikeyKeys",
     "SdpStreamPlan",
     "build_answer",
     "plan_answer",
 ]
 
-SUPPORTED_KEY_MODES = frozenset({"sdes"})
+SUPPORTED_KEY_MODES = frozenset({"sdes", "mikey-ticket", "dtls"})
 DEFAULT_SUITES = (
     "AES_CM_128_HMAC_SHA1_80",
     "AES_CM_128_HMAC_SHA1_32",
@@ -147,6 +191,29 @@ class SdpCodec:
 
 PCMU = SdpCodec("PCMU", 8000)
 PCMA = SdpCodec("PCMA", 8000)
+G722 = SdpCodec("G722", 8000)  # 16 kHz audio, 8000 RTP clock (RFC 3551 §4.5.2)
+OPUS = SdpCodec("opus", 48000, 2)  # always opus/48000/2 in SDP (RFC 7587 §6.1)
+
+
+@dataclass(slots=True)
+class SdpMikeyKeys:
+    """MIKEY-TICKET keys resolved before planning (``focus.keying``), per m-line index.
+
+    ``srtp``: ``(suite, rx key||salt, tx key||salt)`` of an audio line;
+    ``psk``: the TLS-PSK of a TCP/TLS/MSRP or BFCP line (decision (d));
+    ``ssrc``: the SSRC our TRANSFER_RESP announced for the audio we send;
+    ``smime``: ``(TEK, SPI)`` of a PSK S/MIME crypto session (the NOTIFY KEK,
+    ``notify.kek.CallKekProvider``); the ``a=key-mgmt`` values
+    (``mikey <base64 TRANSFER_RESP>``) for the answer.
+    """
+
+    srtp: dict[int, tuple[str, bytes, bytes]] = field(default_factory=dict, repr=False)
+    psk: dict[int, bytes] = field(default_factory=dict, repr=False)
+    ssrc: dict[int, int] = field(default_factory=dict)
+    session_key_mgmt: str | None = None
+    media_key_mgmt: dict[int, str] = field(default_factory=dict)
+    transfer_inits: tuple[bytes, ...] = field(default=(), repr=False)  # what was answered
+    smime: tuple[bytes, bytes] | None = field(default=None, repr=False)  # PSK S/MIME (TEK, SPI)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +223,16 @@ class SdpFocusPolicy:
     require_security: bool = True
     key_modes: frozenset[str] = SUPPORTED_KEY_MODES
     suites: tuple[str, ...] = DEFAULT_SUITES
-    codecs: tuple[SdpCodec, ...] = (PCMU, PCMA)
+    codecs: tuple[SdpCodec, ...] = (PCMU, PCMA, G722, OPUS)
     telephone_event: bool = True
     ptime: int = 20
     max_audio_streams: int = 1
     accept_mki: bool = True
     mki_suites: frozenset[str] | None = None  # suites whose MKI the media plane strips
     accept_rtcp_mux: bool = False
+    msrp: SdpMsrpPolicy | None = None  # chat (focus.sdp.msrp); None refuses m=message
+    bfcp: SdpBfcpPolicy | None = None  # floor control (focus.sdp.bfcp); None refuses BFCP
+    mikey: SdpMikeyKeys | None = None  # MIKEY-TICKET keys of this offer (focus.keying)
 
     def __post_init__(self) -> None:
         if not self.key_modes <= SUPPORTED_KEY_MODES:
@@ -214,6 +284,12 @@ class SdpStreamPlan:
     ptime: int = 20
     crypto: SdpCryptoChoice | None = None
     key_mode: str = "none"
+    msrp: SdpMsrpPlan | None = None  # set for an accepted m=message (focus.sdp.msrp)
+    bfcp: SdpBfcpPlan | None = None  # set for an accepted BFCP line (focus.sdp.bfcp)
+    psk: bytes | None = field(default=None, repr=False)  # TLS-PSK from MIKEY-TICKET
+    local_ssrc: int | None = None  # the SSRC a MIKEY TRANSFER_RESP announced
+    dtls: SdpDtlsPlan | None = None  # DTLS-SRTP keying (focus.sdp.dtls), key_mode "dtls"
+    ice: SdpIcePlan | None = None  # the offer's ICE (focus.sdp.ice), any key mode
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,15 +319,62 @@ def plan_answer(
     streams: list[SdpStreamPlan] = []
     for index, media in enumerate(offer.media):
         prev = previous.streams[index] if previous and index < len(previous.streams) else None
-        full = sum(s.accepted for s in streams) >= policy.max_audio_streams
+        full = sum(s.accepted and s.kind == "audio" for s in streams) >= policy.max_audio_streams
         try:
+            if policy.bfcp is not None and is_bfcp(media):
+                streams.append(SdpStreamPlan(index, media.kind, False, "later", media.proto))
+                continue
+            if media.kind == "message" and policy.msrp is not None:
+                psk = policy.mikey.psk.get(index) if policy.mikey else None
+                streams.append(_plan_message(offer, index, media, policy.msrp, psk))
+                continue
             streams.append(_plan_audio(offer, index, media, policy, prev, full=full))
         except _StreamRejected as exc:
             streams.append(SdpStreamPlan(index, media.kind, False, exc.reason, media.proto))
+    if policy.bfcp is not None:
+        _plan_floors(offer, streams, policy.bfcp, policy.mikey)
     if not any(s.accepted for s in streams):
         reasons = "; ".join(f"m-line {s.index}: {s.reason}" for s in streams)
         raise SdpRemoteError(488, f"no acceptable audio stream ({reasons or 'no m-lines'})")
     return SdpAnswerPlan(tuple(streams))
+
+
+def _plan_floors(
+    offer: SdpSession,
+    streams: list[SdpStreamPlan],
+    policy: SdpBfcpPolicy,
+    mikey: SdpMikeyKeys | None = None,
+) -> None:
+    """BFCP lines (focus.sdp.bfcp), once the audio line the floor controls is known.
+
+    A line with a MIKEY-TICKET TLS-PSK (``mikey.psk``) is ``key_mode="psk"``."""
+    audio = next((s.index for s in streams if s.accepted and s.kind == "audio"), None)
+    for index, media in enumerate(offer.media):
+        if not is_bfcp(media):
+            continue
+        try:
+            psk = mikey.psk.get(index) if mikey else None
+            plan = plan_bfcp(offer, media, policy, audio, psk=psk is not None)
+        except BfcpRejected as exc:
+            streams[index] = SdpStreamPlan(index, media.kind, False, exc.reason, media.proto)
+            continue
+        mode = "psk" if psk is not None else "fingerprint" if plan.secure else "none"
+        streams[index] = SdpStreamPlan(
+            index, media.kind, True, None, media.proto, key_mode=mode, bfcp=plan, psk=psk
+        )
+
+
+def _plan_message(
+    offer: SdpSession, index: int, media: SdpMedia, policy: SdpMsrpPolicy, psk: bytes | None
+) -> SdpStreamPlan:
+    try:
+        chat = plan_msrp(offer, media, policy, psk=psk is not None)
+    except MsrpRejected as exc:
+        raise _StreamRejected(exc.reason) from exc
+    mode = "psk" if psk is not None else "fingerprint" if chat.secure else "none"
+    return SdpStreamPlan(
+        index, "message", True, None, media.proto, key_mode=mode, msrp=chat, psk=psk
+    )
 
 
 def _plan_audio(
@@ -267,7 +390,7 @@ def _plan_audio(
         raise _StreamRejected("stream disabled in the offer (port 0)")
     if media.kind != "audio":
         raise _StreamRejected(f"{media.kind} streams are not supported")
-    if media.proto not in _SECURE_PROTOS | _PLAIN_PROTOS:
+    if media.proto not in _SECURE_PROTOS | _PLAIN_PROTOS | DTLS_PROTOS:
         raise _StreamRejected(f"transport {media.proto} is not supported")
     if media.port_count not in (None, 1):
         raise _StreamRejected("layered port ranges are not supported")
@@ -277,7 +400,16 @@ def _plan_audio(
     connection = offer.connection_for(media)
     if connection is None:
         raise SdpRemoteError(400, f"m-line {index} has no c= line (RFC 8866 §5.7)")
-    crypto = _plan_keying(offer, media, policy, prev)
+    mikey = policy.mikey.srtp.get(index) if policy.mikey else None
+    dtls = _plan_dtls_keying(offer, media, policy, prev)
+    if mikey is not None and media.proto in _SECURE_PROTOS:  # keyed by MIKEY-TICKET
+        crypto: SdpCryptoChoice | None = SdpCryptoChoice(0, *mikey)
+        mode = "mikey-ticket"
+    elif dtls is not None:  # keyed by the DTLS handshake on the media path
+        crypto, mode = None, "dtls"
+    else:
+        crypto = _plan_keying(offer, media, policy, prev)
+        mode = "none" if crypto is None else "sdes"
     offered = direction(media, offer)
     effective = _LEGACY_HOLD.get(offered, offered) if connection.is_hold else offered
     rtcp_host, rtcp_port, mux = _rtcp_target(media, connection, policy)
@@ -300,8 +432,25 @@ def _plan_audio(
         rtcp_mux=mux,
         ptime=policy.ptime,
         crypto=crypto,
-        key_mode="none" if crypto is None else "sdes",
+        key_mode=mode,
+        local_ssrc=policy.mikey.ssrc.get(index) if mikey is not None and policy.mikey else None,
+        dtls=dtls,
+        ice=plan_ice(offer, media, prev.ice if prev else None),
     )
+
+
+def _plan_dtls_keying(
+    offer: SdpSession, media: SdpMedia, policy: SdpFocusPolicy, prev: SdpStreamPlan | None
+) -> SdpDtlsPlan | None:
+    """DTLS-SRTP (RFC 5763) for UDP/TLS/RTP/SAVP(F) lines; raises ``_StreamRejected``."""
+    if not is_dtls(media):
+        return None
+    if "dtls" not in policy.key_modes:
+        raise _StreamRejected(f"{media.proto}: DTLS-SRTP is disabled by policy")
+    try:
+        return plan_dtls(offer, media, prev.dtls if prev else None)
+    except DtlsRejected as exc:
+        raise _StreamRejected(exc.reason) from exc
 
 
 def _plan_keying(
@@ -321,7 +470,7 @@ def _plan_keying(
     elif offered:
         detail = "SDES is disabled by policy"
     elif key_mgmts(media, offer):
-        detail = "a=key-mgmt (MIKEY) keying is not supported"
+        detail = "a=key-mgmt keying is not accepted here (policy or no MIKEY-TICKET keys)"
     else:
         detail = "no a=crypto"
     if secure or policy.require_security:
@@ -358,12 +507,17 @@ def _choose_crypto(
         same = [c for c in candidates if (c.tag, c.suite) == (prev.crypto.tag, prev.crypto.suite)]
         chosen = same[0] if same else chosen
     key = chosen.keys[0]
+    local = generate_key_salt(chosen.suite)
+    if prev is not None and prev.crypto is not None and prev.key_mode == "sdes":
+        old = prev.crypto  # offerer kept its key (e.g. ICE's updated offer): so do we
+        if (old.tag, old.suite, old.remote_key_salt) == (chosen.tag, chosen.suite, key.key_salt):
+            local = old.local_key_salt
     return (
         SdpCryptoChoice(
             tag=chosen.tag,
             suite=chosen.suite,
             remote_key_salt=key.key_salt,
-            local_key_salt=generate_key_salt(chosen.suite),
+            local_key_salt=local,
             remote_mki=key.mki,
             remote_lifetime=key.lifetime,
         ),
@@ -443,25 +597,102 @@ def build_answer(
     session_version: int,
     username: str = "mrf",
     rtcp_ports: dict[int, int] | None = None,
+    msrp_local: dict[int, tuple[SdpMsrpLocal, SdpMsrpPolicy]] | None = None,
+    bfcp_local: dict[int, SdpBfcpLocal] | None = None,
+    mikey: SdpMikeyKeys | None = None,
+    dtls_fingerprint: SdpFingerprint | None = None,
 ) -> SdpSession:
-    """Write the answer for ``plan`` (RFC 3264 §6); raises ``SdpLocalError`` on misuse."""
+    """Write the answer for ``plan`` (RFC 3264 §6); raises ``SdpLocalError`` on misuse.
+
+    ``dtls_fingerprint`` is our DTLS certificate's (RFC 8122), needed when a
+    stream is keyed by DTLS-SRTP; ICE lines get our host candidates on
+    ``local_host`` (``focus.sdp.ice``)."""
     if len(plan.streams) != len(offer.media):
         raise SdpLocalError("plan does not belong to this offer")
     if session_id < 0 or session_version < 0 or not local_host or " " in local_host:
         raise SdpLocalError("invalid origin values")
     addrtype = "IP6" if ":" in local_host else "IP4"
     media = [
-        _answer_media(stream, offer.media[stream.index], ports, rtcp_ports or {})
+        _message_media(stream, offer.media[stream.index], msrp_local or {})
+        if stream.msrp is not None
+        else _floor_media(stream, offer.media[stream.index], bfcp_local or {})
+        if stream.bfcp is not None
+        else _answer_media(stream, offer.media[stream.index], ports, rtcp_ports or {})
         for stream in plan.streams
     ]
+    for stream in plan.streams:  # RFC 8856 §10.2: a=label on each controlled m-line
+        if stream.bfcp is not None and not media[stream.bfcp.stream_index].get_attribute("label"):
+            label = SdpAttribute("label", stream.bfcp.label)
+            media[stream.bfcp.stream_index].attributes.append(label)
+    _transport_answer(plan, media, local_host, ports, rtcp_ports or {}, dtls_fingerprint)
     timings = [SdpTiming(t.start, t.stop, list(t.repeats)) for t in offer.timings]
     return SdpSession(
         origin=SdpOrigin(username, session_id, session_version, local_host, addrtype),
         name="-",
         connection=SdpConnection(local_host, addrtype),
         timings=timings or [SdpTiming()],
+        attributes=_mikey_answer(plan, media, mikey),
         media=media,
     )
+
+
+def _transport_answer(
+    plan: SdpAnswerPlan,
+    media: list[SdpMedia],
+    host: str,
+    ports: dict[int, int],
+    rtcp_ports: dict[int, int],
+    fingerprint: SdpFingerprint | None,
+) -> None:
+    """DTLS (a=setup, a=fingerprint) and ICE (credentials, candidates) of accepted audio."""
+    for stream in plan.accepted:
+        line = media[stream.index]
+        if stream.dtls is not None:
+            if fingerprint is None:
+                raise SdpLocalError(f"m-line {stream.index} needs our DTLS fingerprint")
+            line.attributes += dtls_answer_attributes(stream.dtls, fingerprint)
+        if stream.ice is not None and stream.index in ports:
+            port = ports[stream.index]
+            rtcp_port = None if stream.rtcp_mux else rtcp_ports.get(stream.index, port + 1)
+            line.attributes += ice_answer_attributes(stream.ice, host, port, rtcp_port)
+
+
+def _mikey_answer(
+    plan: SdpAnswerPlan, media: list[SdpMedia], mikey: SdpMikeyKeys | None
+) -> list[SdpAttribute]:
+    """RFC 4567: TRANSFER_RESP where the TRANSFER_INIT was; TLS-PSK lines lose the fingerprint."""
+    if mikey is None:
+        return []
+    for stream in plan.accepted:
+        line = media[stream.index]
+        if stream.psk is not None:
+            line.attributes = [a for a in line.attributes if a.name != "fingerprint"]
+        if stream.index in mikey.media_key_mgmt and stream.key_mode in ("mikey-ticket", "psk"):
+            line.attributes.append(SdpAttribute("key-mgmt", mikey.media_key_mgmt[stream.index]))
+    used = any(s.key_mode in ("mikey-ticket", "psk") for s in plan.accepted)
+    if mikey.session_key_mgmt is None or not used:
+        return []
+    return [SdpAttribute("key-mgmt", mikey.session_key_mgmt)]
+
+
+def _floor_media(
+    stream: SdpStreamPlan, offered: SdpMedia, bfcp_local: dict[int, SdpBfcpLocal]
+) -> SdpMedia:
+    local = bfcp_local.get(stream.index)
+    if local is None or stream.bfcp is None:
+        raise SdpLocalError(f"no BFCP session for accepted m-line {stream.index}")
+    return bfcp_answer_media(offered, stream.bfcp, local)
+
+
+def _message_media(
+    stream: SdpStreamPlan,
+    offered: SdpMedia,
+    msrp_local: dict[int, tuple[SdpMsrpLocal, SdpMsrpPolicy]],
+) -> SdpMedia:
+    local = msrp_local.get(stream.index)
+    if local is None or stream.msrp is None:
+        raise SdpLocalError(f"no MSRP session for accepted m-line {stream.index}")
+    return msrp_answer_media(offered, stream.msrp, *local)
 
 
 def _answer_media(
@@ -484,7 +715,7 @@ def _answer_media(
         attributes.append(SdpAttribute("rtcp", str(rtcp_port)))
     if stream.rtcp_mux:
         attributes.append(SdpAttribute("rtcp-mux"))
-    if stream.crypto is not None:
+    if stream.crypto is not None and stream.key_mode == "sdes":
         crypto = stream.crypto
         attributes.append(
             SdpAttribute("crypto", f"{crypto.tag} {crypto.suite} {crypto.local_inline}")

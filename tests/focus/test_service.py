@@ -476,6 +476,7 @@ def test_events_and_live_policy_removal(tmp_path: Path) -> None:
             request = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
             response = await call(r, request)
             ack(r, request, response, "udp")
+            await until(lambda: len(events) == 1)  # joined on the ACK, not on the 200
             (joined,) = events
             assert type(joined).__name__ == "ParticipantJoined"
             assert (joined.conference, joined.participant) == ("retro", "sip:alice@example.com")

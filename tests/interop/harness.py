@@ -262,6 +262,7 @@ class Conference:
     name: str
     participants: tuple[str, ...] = ()  # "sip:alice@example.com" or "...,chair"
     allow_anonymous: bool = False
+    key_modes: tuple[str, ...] = ()  # --key-mode each (empty: the CLI default)
 
 
 class MrfServer:
@@ -306,6 +307,8 @@ class MrfServer:
             f'[web]\nhost = "{self.host}"\nport = {free_port(tcp_and_udp=False)}\n'
             f'[media]\nhost = "{self.host}"\nrtp_ports = [{rtp_first}, {rtp_last}]\n'
             f"[msrp]\nport = 0\n[bfcp]\nport = 0\n"
+            # a non-default KMS URL disables the embedded KMS (its port 8090 is fixed)
+            f'[kms]\nurl = "http://{self.host}:{free_port(tcp_and_udp=False)}/kms"\n'
         )
 
     def cli(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
@@ -337,6 +340,8 @@ class MrfServer:
             args += ["--participant", participant]
         if conference.allow_anonymous:
             args.append("--allow-anonymous")
+        for mode in conference.key_modes:
+            args += ["--key-mode", mode]
         out = self.cli(*args).stdout.strip()
         expected = f"sip:{conference.name}@{self.domain}"
         assert expected in out.split(), f"conference create printed {out!r}, not {expected!r}"

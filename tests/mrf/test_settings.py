@@ -115,6 +115,12 @@ def test_zero_means_ephemeral_port() -> None:
     assert (settings.sip.port, settings.msrp.port) == (0, 0)
 
 
+def test_floors_per_conference(tmp_path: Path) -> None:
+    assert load_settings(environ={}).bfcp.floors == 1
+    assert load_settings(write(tmp_path, "[bfcp]\nfloors = 3\n"), {}).bfcp.floors == 3
+    assert load_settings(environ={"MRF_BFCP_FLOORS": "2"}).bfcp.floors == 2
+
+
 def test_keylog_file_is_opt_in(tmp_path: Path) -> None:
     path = write(tmp_path, f'[tls]\nkeylog_file = "{tmp_path}/keys.log"\n')
     assert load_settings(path, {}).tls.keylog_file == tmp_path / "keys.log"
@@ -139,6 +145,7 @@ def test_keylog_file_is_opt_in(tmp_path: Path) -> None:
         ("[media]\nrtp_ports = [40000, 40000]\n", "media.rtp_ports: needs at least 2 ports"),
         ("[media]\nrtp_ports = [40000]\n", "media.rtp_ports: must be [first, last]"),
         ("[media]\nrtp_ports = [0, 10]\n", "media.rtp_ports[0]: must be in 1..65535, got 0"),
+        ("[bfcp]\nfloors = 0\n", "mrf.toml: bfcp.floors: must be in 1..16, got 0"),
         ('[kms]\nurl = "ftp://kms"\n', "kms.url: must be an http:// or https:// URL"),
         ('[kms]\nurl = "http://kms:99999/"\n', "kms.url: bad port in URL"),
         (
@@ -186,3 +193,21 @@ def test_unknown_environment_variable_is_reported(caplog: pytest.LogCaptureFixtu
     assert caplog.messages == [
         "ignoring unknown environment variable MRF_SIP_PROT (did you mean MRF_SIP_PORT?)"
     ]
+
+
+def test_kms_embedded_and_mikey_prot_types(tmp_path: Path) -> None:
+    default = load_settings(environ={})
+    assert default.kms.serves_embedded and default.mikey.prot_type_tls == 241
+    external = load_settings(write(tmp_path, '[kms]\nurl = "http://10.0.0.1/kms"\n'), environ={})
+    assert not external.kms.serves_embedded
+    forced = write(tmp_path, '[kms]\nurl = "http://127.0.0.1:9/k"\nembedded = true\n')
+    assert load_settings(forced, environ={}).kms.serves_embedded
+    env = {"MRF_KMS_EMBEDDED": "false", "MRF_MIKEY_PROT_TYPE_TLS": "250"}
+    settings = load_settings(environ=env)
+    assert not settings.kms.serves_embedded and settings.mikey.prot_type_tls == 250
+    with pytest.raises(SettingsError, match="embedded: must be true or false"):
+        load_settings(write(tmp_path, '[kms]\nembedded = "yes"\n'), environ={})
+    with pytest.raises(SettingsError, match="must be in 2..255"):
+        load_settings(write(tmp_path, "[mikey]\nprot_type_tls = 0\n"), environ={})
+    with pytest.raises(SettingsError, match="must differ"):
+        load_settings(write(tmp_path, "[mikey]\nprot_type_tls = 242\n"), environ={})

@@ -85,12 +85,13 @@ def test_answer_to_linphone_offer() -> None:
     offer = vector("linphone_offer.sdp")
     plan = plan_answer(offer)
     (stream,) = plan.accepted
-    assert stream.payload_types == [0, 8, 100]  # telephone-event/8000, not /48000 or /16000
+    # opus/48000/2 first (offer order, RFC 3264 §6.1); telephone-event/8000, not /48000 or /16000
+    assert stream.payload_types == [96, 0, 8, 100]
     assert stream.telephone_event_pt == 100
     assert stream.remote_rtcp_port == 7101
     assert stream.crypto is not None and stream.crypto.tag == 1
     answer = answer_for(offer, plan)
-    assert answer.media[0].mline == "audio 40000 RTP/SAVP 0 8 100"
+    assert answer.media[0].mline == "audio 40000 RTP/SAVP 96 0 8 100"
     (crypto,) = cryptos(answer.media[0])
     assert (crypto.tag, crypto.suite) == (1, "AES_CM_128_HMAC_SHA1_80")
     assert crypto.keys[0].key_salt == stream.crypto.local_key_salt
@@ -159,7 +160,7 @@ def test_non_audio_streams_get_port_zero() -> None:
     plan = plan_answer(offer)
     assert [s.accepted for s in plan.streams] == [True, False, False, False, False, False]
     assert plan.streams[2].reason == "application streams are not supported"
-    assert plan.streams[4].reason == "transport UDP/TLS/RTP/SAVP is not supported"
+    assert plan.streams[4].reason == "no more audio streams accepted for this participant"
     assert plan.streams[5].reason == "stream disabled in the offer (port 0)"
     answer = answer_for(offer, plan)
     assert [m.mline for m in answer.media] == [
@@ -255,7 +256,7 @@ def test_duplicate_crypto_tags_reject_the_stream() -> None:
 
 
 def test_key_mgmt_only_offer_is_rejected() -> None:
-    with pytest.raises(SdpRemoteError, match="a=key-mgmt \\(MIKEY\\) keying is not supported"):
+    with pytest.raises(SdpRemoteError, match="a=key-mgmt keying is not accepted here"):
         plan_answer(vector("tshark_sip_keymgmt.sdp"))
 
 
@@ -286,7 +287,7 @@ def test_direction_answers(offered: str, answered: str, hold: bool) -> None:
     assert direction(answer_for(offer, plan).media[0]) == answered
 
 
-def test_hold_reoffer_gets_recvonly_and_fresh_key() -> None:
+def test_hold_reoffer_gets_recvonly_and_keeps_the_key() -> None:
     first = plan_answer(vector("baresip_offer.sdp"))
     reoffer = vector("baresip_hold_reoffer.sdp")
     plan = plan_answer(reoffer, previous=first)
@@ -294,7 +295,9 @@ def test_hold_reoffer_gets_recvonly_and_fresh_key() -> None:
     assert stream.on_hold and stream.direction_answer is SdpDirection.RECVONLY
     assert stream.crypto is not None and first.streams[0].crypto is not None
     assert stream.crypto.tag == first.streams[0].crypto.tag
-    assert stream.crypto.local_key_salt != first.streams[0].crypto.local_key_salt
+    # the offerer kept its key, so do we (RFC 4568 §7.1.4; baresip does not re-key)
+    assert stream.crypto.remote_key_salt == first.streams[0].crypto.remote_key_salt
+    assert stream.crypto.local_key_salt == first.streams[0].crypto.local_key_salt
     answer = answer_for(reoffer, plan, session_version=2)
     assert "a=recvonly\r\n" in str(answer)
     assert answer.origin.session_version == 2
@@ -403,7 +406,7 @@ def test_ipv6_answer_and_build_errors() -> None:
 
 def test_policy_validation() -> None:
     with pytest.raises(SdpLocalError, match="unsupported key modes"):
-        SdpFocusPolicy(key_modes=frozenset({"mikey-ticket"}))
+        SdpFocusPolicy(key_modes=frozenset({"zrtp"}))
     with pytest.raises(SdpLocalError, match="unknown SRTP suites"):
         SdpFocusPolicy(suites=("NULL_CIPHER",))
     with pytest.raises(SdpLocalError):
