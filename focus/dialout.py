@@ -27,6 +27,14 @@ checks the answer's TRANSFER_RESP, including that the responder's KMS
 identity (IDRr) is the invited one; otherwise ACK + BYE as in step 4 and
 nothing is keyed.  The SDES path is unchanged.
 
+Chat and floor control follow the conference like dial-in does: when the
+focus serves chat (``focus.chat``) and floor control (``focus.floor``), an SDES
+offer also carries ``TCP/TLS/MSRP`` and ``TCP/TLS/BFCP`` lines
+(:mod:`focus.sdp.offer`: our path, BFCP user, fingerprint, ``a=setup:actpass``)
+reserved before the INVITE; the answer's fingerprints and ``a=setup`` open the
+sessions only once the answerer passed the identity check, and a failed
+dial-out releases them.  (MIKEY-TICKET dial-outs offer audio only.)
+
 REFER (RFC 3515): a chair's REFER to the focus (``Refer-To`` a participant)
 dials that participant out and reports progress in NOTIFYs with
 ``message/sipfrag`` bodies; anyone else gets 403.  :meth:`refer` sends a REFER
@@ -41,13 +49,15 @@ import secrets
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from focus.call import CallState, FocusCall
 from focus.events import ParticipantJoined
 from focus.keying import MikeyDialOutKeys, MikeyRefused
 from focus.policy import CallerIdentity, IdentitySource, asserted_identity, caller_identity
-from focus.sdp.offer import SdpOfferState, accept_answer, build_offer
+from focus.sdp.bfcp import SdpBfcpLocal
+from focus.sdp.msrp import SdpMsrpLocal
+from focus.sdp.offer import AUDIO_LABEL, SdpOfferState, accept_answer, build_offer
 from focus.sdp.offer_answer import SdpAnswerPlan
 from focus.sdp.session import SdpError, SdpSession
 from focus.sip.dialog import SipDialog, dialog_from_uac, dialog_from_uas, uri_address
@@ -67,6 +77,22 @@ if TYPE_CHECKING:
     from focus.service import FocusService
 
 logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class OfferingChat(Protocol):
+    """A chat service that can reserve our side before the answer (``mrf.chat.ChatRelay``)."""
+
+    def offer(self, call: FocusCall) -> SdpMsrpLocal: ...
+    def close(self, call: FocusCall) -> None: ...
+
+
+@runtime_checkable
+class OfferingFloor(Protocol):
+    """Floor control that can reserve a BFCP user before the answer (``mrf.floor``)."""
+
+    def offer(self, call: FocusCall, label: str) -> SdpBfcpLocal: ...
+    def close(self, call: FocusCall) -> None: ...
 
 
 class DialOutError(Exception):
@@ -159,9 +185,10 @@ class FocusDialOut:
             except MikeyRefused as exc:
                 return self._fail(call, f"{exc.status} {exc.detail}")
         key_mgmt = call.mikey_dialout.attribute if call.mikey_dialout is not None else None
+        chat, floor = self._offer_channels(call) if key_mgmt is None else (None, None)
         offer = build_offer(local_host=media.host, port=stream.rtp_port,
                             session_id=call.session_id, suites=self._suites(),
-                            key_mgmt=key_mgmt)  # fmt: skip
+                            key_mgmt=key_mgmt, msrp=chat, bfcp=floor)  # fmt: skip
         invite = self._invite(call, target, offer, endpoint)
         call.log.info("[%s] dialling %s for %s", call.call_id, target, call.conference_uri)
         response = await self._invite_and_wait(call, invite, endpoint)
@@ -170,6 +197,21 @@ class FocusDialOut:
         if response.status >= 300:
             return self._fail(call, f"{response.status} {response.reason}")
         return await self._answered(call, invite, response, offer, endpoint)
+
+    def _offer_channels(self, call: FocusCall) -> tuple[SdpMsrpLocal | None, SdpBfcpLocal | None]:
+        """Our chat and floor control sides, when the focus serves them (as dial-in)."""
+        chat, floor = self.focus.chat, self.focus.floor
+        return (
+            chat.offer(call) if isinstance(chat, OfferingChat) else None,
+            floor.offer(call, AUDIO_LABEL) if isinstance(floor, OfferingFloor) else None,
+        )
+
+    def _release_channels(self, call: FocusCall) -> None:
+        """Drop what :meth:`_offer_channels` reserved (and any session of the call)."""
+        for service in (self.focus.chat, self.focus.floor):
+            if isinstance(service, (OfferingChat, OfferingFloor)):
+                service.close(call)
+        call.chat, call.floor = {}, {}
 
     def _uses_mikey(self, call: FocusCall) -> bool:
         """The entry's ``use_mikey``, or a conference that accepts only ``mikey-ticket``."""
@@ -264,6 +306,7 @@ class FocusDialOut:
             return self._fail(call, refusal or "488 bad answer")
         call.dialog = dialog
         await call.apply_plan(plan, self.focus.media)  # keys installed only now
+        self._open_channels(call, plan)
         self.pending.pop(call.call_id, None)
         self.focus.admit_call(call)
         self.focus._emit(
@@ -274,6 +317,24 @@ class FocusDialOut:
         call.log.info("[%s] %s answered the dial-out to %s", call.call_id, call.participant,
                       call.conference_uri)  # fmt: skip
         return call
+
+    def _open_channels(self, call: FocusCall, plan: SdpAnswerPlan) -> None:
+        """Open chat and floor control with the answer's fingerprints and ``a=setup``."""
+        for stream in plan.streams[1:]:
+            if not stream.accepted:
+                call.log.info("[%s] %s line not opened: %s", call.call_id, stream.kind,
+                              stream.reason)  # fmt: skip
+        chat, floor = self.focus.chat, self.focus.floor
+        chats = [s for s in plan.accepted if s.msrp is not None]
+        floors = [s for s in plan.accepted if s.bfcp is not None]
+        if chat is not None and chats:
+            call.chat = {s.index: (chat.open(call, s), chat.policy) for s in chats}
+        elif isinstance(chat, OfferingChat):
+            chat.close(call)
+        if floor is not None and floors:
+            call.floor = {s.index: floor.open(call, s) for s in floors}
+        elif isinstance(floor, OfferingFloor):
+            floor.close(call)
 
     def _accept(self, call: FocusCall, offer: SdpOfferState, answer: SdpSession) -> SdpAnswerPlan:
         """The answer's plan; MIKEY: TRANSFER_RESP checked first (:class:`MikeyRefused`)."""
@@ -317,6 +378,7 @@ class FocusDialOut:
 
     def _fail(self, call: FocusCall, reason: str) -> FocusCall:
         self.pending.pop(call.call_id, None)
+        self._release_channels(call)
         call.release_media(self.focus.media)
         call.state, call.reason = CallState.FAILED, reason
         self.failed.append(call)

@@ -225,6 +225,7 @@ class ChatRelay:
     _server: asyncio.Server | None = None
     _rooms: dict[str, list[ChatSession]] = field(default_factory=dict)  # by conference
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _offered: dict[str, str] = field(default_factory=dict)  # dial-out: call ID -> session ID
 
     async def listen(self, port: int) -> int:
         """Start the TLS listener; returns the bound port."""
@@ -257,13 +258,20 @@ class ChatRelay:
 
     # -- ChatService ------------------------------------------------------------
 
+    def offer(self, call: Any) -> SdpMsrpLocal:
+        """Our side of a dial-out's chat before the answer (the offer carries our path,
+        RFC 4975 §8.2); :meth:`open` with the answer's plan keeps this session ID."""
+        session_id = secrets.token_urlsafe(18)
+        self._offered[call.call_id] = session_id
+        return SdpMsrpLocal(self.host, self.port, session_id, self.fingerprint)
+
     def open(self, call: Any, plan: SdpStreamPlan) -> SdpMsrpLocal:
         assert plan.msrp is not None
         existing = next((s for s in self.sessions.values() if s.call_id == call.call_id), None)
         if existing is not None:  # re-INVITE: same session, new fingerprints
             existing.fingerprints = plan.msrp.remote_fingerprints
             return self._local(existing)
-        session_id = secrets.token_urlsafe(18)
+        session_id = self._offered.pop(call.call_id, None) or secrets.token_urlsafe(18)
         psk_listen = plan.psk is not None and not plan.msrp.we_connect
         sock = self._psk_socket() if psk_listen else None
         port = int(sock.getsockname()[1]) if sock is not None else self.port
@@ -317,6 +325,7 @@ class ChatRelay:
         return SdpMsrpLocal(self.host, port, session_id, self.fingerprint)
 
     def close(self, call: Any) -> None:
+        self._offered.pop(call.call_id, None)
         for session in [s for s in self.sessions.values() if s.call_id == call.call_id]:
             self._drop(session)
 

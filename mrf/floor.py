@@ -147,6 +147,7 @@ class FloorControl:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _unsubscribe: Callable[[], None] | None = None
     _floor_listeners: list[Callable[[], None]] = field(default_factory=list)
+    _offered: dict[str, SdpBfcpLocal] = field(default_factory=dict)  # dial-out, by call ID
 
     def on_floor_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` after floor requests may have changed; returns an unsubscriber."""
@@ -193,12 +194,16 @@ class FloorControl:
 
     # -- FloorService ---------------------------------------------------------------
 
-    def open(self, call: Any, plan: SdpStreamPlan) -> SdpBfcpLocal:
-        assert plan.bfcp is not None
-        existing = next((s for s in self.sessions.values() if s.call_id == call.call_id), None)
-        if existing is not None:  # re-INVITE: same user, new fingerprints
-            existing.fingerprints = plan.bfcp.remote_fingerprints
-            return existing.local
+    def offer(self, call: Any, label: str) -> SdpBfcpLocal:
+        """Our side of a dial-out's BFCP line before the answer: the server's offer
+        carries confid, userid and floorid (RFC 8856 §10.1); :meth:`open` keeps them."""
+        conference_id, user_id = self._add_user(call)
+        floors = tuple((f, label) for f in self.floor_ids)
+        local = SdpBfcpLocal(self.host, self.port, conference_id, user_id, floors, self.fingerprint)
+        self._offered[call.call_id] = local
+        return local
+
+    def _add_user(self, call: Any) -> tuple[int, int]:
         name = call.conference.name
         conference = self.server.find_conference(name)
         conference_id = (
@@ -207,8 +212,20 @@ class FloorControl:
             else self.server.add_conference(name, {f: "audio" for f in self.floor_ids})
         )
         chair = getattr(call, "role", "") == "chair"
-        user_id = self.server.add_user(conference_id, call.participant, chair=chair)
-        floors = tuple((f, plan.bfcp.label) for f in self.floor_ids)
+        return conference_id, self.server.add_user(conference_id, call.participant, chair=chair)
+
+    def open(self, call: Any, plan: SdpStreamPlan) -> SdpBfcpLocal:
+        assert plan.bfcp is not None
+        existing = next((s for s in self.sessions.values() if s.call_id == call.call_id), None)
+        if existing is not None:  # re-INVITE: same user, new fingerprints
+            existing.fingerprints = plan.bfcp.remote_fingerprints
+            return existing.local
+        offered = self._offered.pop(call.call_id, None)
+        if offered is not None:  # dial-out: the user of our offer
+            conference_id, user_id, floors = offered.conference_id, offered.user_id, offered.floors
+        else:
+            conference_id, user_id = self._add_user(call)
+            floors = tuple((f, plan.bfcp.label) for f in self.floor_ids)
         local = SdpBfcpLocal(
             self.host, self.port, conference_id, user_id, floors, self.fingerprint,
             secure=plan.bfcp.secure,
@@ -233,6 +250,9 @@ class FloorControl:
         self._drop_call(call.call_id)
 
     def _drop_call(self, call_id: str) -> None:
+        offered = self._offered.pop(call_id, None)
+        if offered is not None:  # a dial-out that never connected
+            self.deliver(self.server.remove_user(offered.conference_id, offered.user_id))
         for session in [s for s in self.sessions.values() if s.call_id == call_id]:
             self._drop(session)
 

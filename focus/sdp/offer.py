@@ -17,14 +17,35 @@ carries the TRANSFER_INIT as session-level ``a=key-mgmt`` and no ``a=crypto``;
 the answer must not carry ``a=crypto`` either, and :func:`accept_answer` takes
 the keys the caller derived from its TRANSFER_RESP (``mikey``, see
 ``focus.keying.MikeyDialOutKeys``): ``key_mode="mikey-ticket"``.
+
+**Chat and floor control** (``msrp``/``bfcp`` given): the offer adds an
+``m=message ... TCP/TLS/MSRP`` line (RFC 4975 §8, CEMA RFC 6714, our path and
+certificate fingerprint, RFC 8122) and an ``m=application ... TCP/TLS/BFCP``
+line on which the focus is the floor control server (RFC 8856 §10.1:
+``a=floorctrl:s-only``, ``a=confid``, ``a=userid``, ``a=floorid`` naming the
+audio line's ``a=label``), both ``a=setup:actpass`` (RFC 4145 §4).  The
+answer's line is planned like a dial-in offer's (:func:`focus.sdp.msrp.plan_msrp`,
+:func:`focus.sdp.bfcp.plan_bfcp`), with the answer rules of RFC 4145 §4.1: it
+must say ``active`` or ``passive`` (absent means passive: we connect); a line
+the answerer rejected, downgraded or left unusable is not opened (its plan is
+not accepted, the audio is unaffected).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 from dataclasses import dataclass, field
 
-from focus.sdp.attributes import SdpDirection, direction
+from focus.sdp.attributes import SdpDirection, SdpRtpmap, SdpSetup, direction, setup
+from focus.sdp.bfcp import BfcpRejected, SdpBfcpLocal, SdpBfcpPolicy, plan_bfcp
+from focus.sdp.msrp import (
+    MsrpRejected,
+    SdpMsrpLocal,
+    SdpMsrpPolicy,
+    msrp_offer_media,
+    plan_msrp,
+)
 from focus.sdp.offer_answer import (
     DEFAULT_SUITES,
     PCMA,
@@ -48,6 +69,7 @@ from focus.sdp.session import (
 
 STATIC_PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
 TELEPHONE_EVENT_PT = 101
+AUDIO_LABEL = "audio"  # the a=label our a=floorid names (RFC 4574, RFC 8856 §5.4)
 _ANSWER_TO_OURS = {  # what we may send/receive given the answerer's direction
     SdpDirection.SENDRECV: SdpDirection.SENDRECV,
     SdpDirection.RECVONLY: SdpDirection.SENDONLY,
@@ -65,6 +87,8 @@ class SdpOfferState:
     payload_types: tuple[int, ...]
     telephone_event_pt: int | None
     key_mgmt: str | None = None  # our a=key-mgmt (MIKEY-TICKET TRANSFER_INIT)
+    msrp: SdpMsrpLocal | None = None  # our chat line (m-line 1), when offered
+    bfcp: SdpBfcpLocal | None = None  # our floor control line (last m-line), when offered
 
     def __bytes__(self) -> bytes:
         return bytes(self.offer)
@@ -82,6 +106,8 @@ def build_offer(
     ptime: int = 20,
     username: str = "mrf",
     key_mgmt: str | None = None,
+    msrp: SdpMsrpLocal | None = None,
+    bfcp: SdpBfcpLocal | None = None,
 ) -> SdpOfferState:
     """An RTP/SAVP audio offer with a fresh key per offered suite (RFC 4568 §5.1.1).
 
@@ -105,6 +131,8 @@ def build_offer(
             SdpAttribute("fmtp", f"{te_pt} 0-15"),
         ]
     attributes += [SdpAttribute("ptime", str(ptime)), SdpAttribute("sendrecv", None)]
+    if bfcp is not None:
+        attributes.append(SdpAttribute("label", AUDIO_LABEL))
     keys: dict[int, tuple[str, bytes]] = {}
     for tag, suite in enumerate(suites, start=1):
         keys[tag] = (suite, generate_key_salt(suite))
@@ -118,9 +146,34 @@ def build_offer(
         connection=SdpConnection(local_host, addrtype),
         timings=[SdpTiming()],
         attributes=[SdpAttribute("key-mgmt", key_mgmt)] if key_mgmt is not None else [],
-        media=[media],
+        media=[media, *_side_media(msrp, bfcp)],
     )
-    return SdpOfferState(offer, keys, tuple(payload_types), te_pt, key_mgmt)
+    return SdpOfferState(offer, keys, tuple(payload_types), te_pt, key_mgmt, msrp, bfcp)
+
+
+def _side_media(msrp: SdpMsrpLocal | None, bfcp: SdpBfcpLocal | None) -> list[SdpMedia]:
+    """The chat and floor control lines of the offer (RFC 6135 / RFC 8856: actpass)."""
+    lines = []
+    if msrp is not None:
+        lines.append(msrp_offer_media(msrp, setup_role=SdpSetup.ACTPASS))
+    if bfcp is not None:
+        lines.append(bfcp_server_offer_media(bfcp))
+    return lines
+
+
+def bfcp_server_offer_media(local: SdpBfcpLocal) -> SdpMedia:
+    """An offer's BFCP line with the focus as floor control server (RFC 8856 §10.1)."""
+    attributes = [
+        SdpAttribute("setup", str(SdpSetup.ACTPASS)),
+        SdpAttribute("connection", "new"),
+        SdpAttribute("fingerprint", str(local.fingerprint)),
+        SdpAttribute("floorctrl", "s-only"),
+        SdpAttribute("confid", str(local.conference_id)),
+        SdpAttribute("userid", str(local.user_id)),
+        *(SdpAttribute("floorid", f"{floor} mstrm:{label}") for floor, label in local.floors),
+        SdpAttribute("bfcpver", "1"),
+    ]
+    return SdpMedia("application", local.port, "TCP/TLS/BFCP", ["*"], attributes=attributes)
 
 
 def accept_answer(
@@ -162,6 +215,10 @@ def accept_answer(
     if not payload_types:
         raise SdpRemoteError(488, "the answer kept none of our codecs")
     te_pt = state.telephone_event_pt if str(state.telephone_event_pt) in media.formats else None
+    names = {pt: name for name, pt in STATIC_PAYLOAD_TYPES.items()}
+    maps = [SdpRtpmap(pt, names[pt], 8000) for pt in payload_types]  # what the mixer codes
+    if te_pt is not None:
+        maps.append(SdpRtpmap(te_pt, "telephone-event", 8000))
     theirs = direction(media, answer)
     plan = SdpStreamPlan(
         index=0,
@@ -170,6 +227,7 @@ def accept_answer(
         reason=None,
         proto=media.proto,
         payload_types=payload_types,
+        rtpmaps=maps,
         telephone_event_pt=te_pt,
         remote_host=connection.address,
         remote_port=media.port,
@@ -182,7 +240,50 @@ def accept_answer(
         key_mode="sdes" if state.key_mgmt is None else "mikey-ticket",
         local_ssrc=local_ssrc if state.key_mgmt is not None else None,
     )
-    return SdpAnswerPlan((plan,))
+    return SdpAnswerPlan((plan, *_side_plans(state, answer)))
+
+
+def _side_plans(state: SdpOfferState, answer: SdpSession) -> list[SdpStreamPlan]:
+    """The answer's chat and floor control lines (m-lines 1.. in our offer's order)."""
+    plans = []
+    for index in range(1, len(state.offer.media)):
+        ours, media = state.offer.media[index], answer.media[index]
+        try:
+            plans.append(_side_plan(state, answer, index, ours, media))
+        except (MsrpRejected, BfcpRejected) as exc:
+            plans.append(SdpStreamPlan(index, ours.kind, False, exc.reason, media.proto))
+    return plans
+
+
+def _side_plan(
+    state: SdpOfferState, answer: SdpSession, index: int, ours: SdpMedia, media: SdpMedia
+) -> SdpStreamPlan:
+    rejected = MsrpRejected if ours.kind == "message" else BfcpRejected
+    if media.kind != ours.kind or media.proto != ours.proto:
+        raise rejected(f"the answer changed {ours.kind} {ours.proto} to {media.proto}")
+    if media.port == 0:
+        raise rejected("rejected by the answerer (port 0)")
+    role = setup(media, answer)
+    if role in (SdpSetup.ACTPASS, SdpSetup.HOLDCONN):  # RFC 4145 §4.1
+        raise rejected(f"a=setup:{role} is not an answer")
+    we_connect = role in (SdpSetup.PASSIVE, None)  # absent in an answer: passive
+    if ours.kind == "message":
+        chat = plan_msrp(answer, media, SdpMsrpPolicy())
+        chat = dataclasses.replace(chat, we_connect=we_connect)
+        return SdpStreamPlan(index, "message", True, None, media.proto, key_mode="fingerprint",
+                             msrp=chat)  # fmt: skip
+    _answer_floorctrl(media)
+    floor = plan_bfcp(answer, media, SdpBfcpPolicy(), 0)
+    floor = dataclasses.replace(floor, we_connect=we_connect, label=AUDIO_LABEL)
+    return SdpStreamPlan(index, media.kind, True, None, media.proto, key_mode="fingerprint",
+                         bfcp=floor)  # fmt: skip
+
+
+def _answer_floorctrl(media: SdpMedia) -> None:
+    """We offered s-only: the answer must be c-only (RFC 8856 §5.1, §10.2)."""
+    values = {v for a in media.get_attributes("floorctrl") for v in (a.value or "").split()}
+    if values != {"c-only"}:
+        raise BfcpRejected(f"a=floorctrl:{' '.join(sorted(values)) or '(none)'} answers s-only")
 
 
 def _chosen_crypto(state: SdpOfferState, media: SdpMedia) -> SdpCryptoChoice:

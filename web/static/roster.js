@@ -14,6 +14,7 @@ function cell(row, text) {
 
 function stateText(p) {
   let text = p.state;
+  if (p.reason) text += ` · ${p.reason}`;  // why a dial-out failed: "486 Busy Here"
   if (p.muted) text += " · muted";
   if (p.last_dtmf) text += ` · DTMF ${p.last_dtmf.event}`;
   return text;
