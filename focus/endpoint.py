@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from focus import transport as transport_module
 from focus.sip.dialog import AckTimedOut, SipAckWaiters, SipDialog
 from focus.sip.message import (
     SipError,
@@ -153,8 +154,9 @@ class SipEndpoint:
     ) -> SipAddress:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SipStreamConnection(self, self._connections, name), host, port, ssl=context
-        )
+            lambda: SipStreamConnection(self, self._connections, name), host, port, ssl=context,
+            ssl_handshake_timeout=transport_module.TLS_HANDSHAKE_TIMEOUT if context else None,
+        )  # fmt: skip
         self._servers.append(server)
         return self._bound(name, server.sockets[0].getsockname())
 

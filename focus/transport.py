@@ -11,7 +11,11 @@ lives in :mod:`focus.endpoint` and is re-exported here as
 Caps: a connection buffers at most ``max_message_size`` unparsed bytes (the
 stream parser's cap), at most ``max_pending_size`` bytes while connecting, and is
 closed after ``idle_timeout`` seconds without traffic; the table holds at most
-``max_connections`` connections and refuses further incoming ones.
+``max_connections`` connections and refuses further incoming ones, and at most
+``max_per_source`` (default :data:`MAX_CONNECTIONS_PER_SOURCE`) from one source
+address, so one host cannot take the whole table.  A TLS handshake that has not
+finished after :data:`TLS_HANDSHAKE_TIMEOUT` seconds is aborted (slow or
+half-open handshakes do not hold a slot).
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ if TYPE_CHECKING:
     from focus.endpoint import SipEndpoint
 
 logger = logging.getLogger(__name__)
+
+MAX_CONNECTIONS_PER_SOURCE = 128  # incoming + outgoing TCP/TLS connections per remote host
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds (asyncio's own default is 60)
 
 
 class SipTransportOwner(Protocol):
@@ -193,8 +200,11 @@ class SipConnectionTable:
         idle_timeout: float = 300.0,
         max_message_size: int = 65535,
         max_pending_size: int = 262144,
+        max_per_source: int = MAX_CONNECTIONS_PER_SOURCE,
     ) -> None:
         self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self._per_source: dict[str, int] = {}
         self.idle_timeout = idle_timeout
         self.max_message_size = max_message_size
         self.max_pending_size = max_pending_size
@@ -209,9 +219,13 @@ class SipConnectionTable:
         return connection if connection is not None and not connection.closed else None
 
     def accept(self, connection: SipStreamConnection) -> bool:
-        """Register a connection; False when the table is full."""
+        """Register a connection; False when the table is full or its source has its share."""
         if len(self._connections) >= self.max_connections or connection.remote is None:
             return False
+        host = connection.remote.host
+        if self._per_source.get(host, 0) >= self.max_per_source:
+            return False
+        self._per_source[host] = self._per_source.get(host, 0) + 1
         self._connections.add(connection)
         self._by_address[connection.remote] = connection
         connection.addresses.add(connection.remote)
@@ -241,6 +255,13 @@ class SipConnectionTable:
             connection.addresses.add(address)
 
     def remove(self, connection: SipStreamConnection) -> None:
+        if connection in self._connections and connection.remote is not None:
+            host = connection.remote.host
+            left = self._per_source.get(host, 1) - 1
+            if left > 0:
+                self._per_source[host] = left
+            else:
+                self._per_source.pop(host, None)
         self._connections.discard(connection)
         for address in connection.addresses:
             if self._by_address.get(address) is connection:

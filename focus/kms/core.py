@@ -121,7 +121,10 @@ class KmsCore:
         except MikeyError as exc:
             code = exc.code if isinstance(exc, MikeyRemoteError) else MikeyErrorCode.UNSPECIFIED
             logger.info("KMS: refused data type %d: %s", request.data_type, exc)
-            auth = self._error_key(request, key[0]) if key else None
+            try:
+                auth = self._error_key(request, key[0]) if key else None
+            except MikeyError:  # e.g. an unknown PRF: the keys cannot be derived at all
+                auth = None
             return bytes(error_message(request.header, code, now, auth_key=auth))
 
     def _error_key(self, request: MikeyMessage, psk: bytes) -> bytes:
