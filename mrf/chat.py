@@ -53,6 +53,7 @@ from focus.sdp.msrp import SdpMsrpLocal, SdpMsrpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
 from focus.sip.message import SipError
 from focus.sip.uri import SipUri
+from mrf.connection_cap import SourceCap
 from mrf.msrp.connection import MsrpConfig, MsrpConnection
 from mrf.msrp.cpim import CPIM_TYPE, CpimMessage
 from mrf.msrp.errors import MsrpError
@@ -184,6 +185,10 @@ class ChatLink:
             session = self.relay.sessions.get(session_id)
             if session is not None and session.link is self:
                 session.link = None
+        # partial incoming messages are dropped; copies still waiting for their 200
+        # fail now, so their senders get a failure REPORT (RFC 4975 §7.1.2)
+        self.msrp.connection_lost()
+        self.relay.pump(self)
 
     def flush(self) -> None:
         """Everything queued on this connection in one TLS write; re-arm the timer if moved."""
@@ -221,6 +226,7 @@ class ChatRelay:
     port: int = 0
     sessions: dict[str, ChatSession] = field(default_factory=dict)
     msrp_config: MsrpConfig = field(default_factory=MsrpConfig)
+    source_cap: SourceCap = field(default_factory=SourceCap)  # connections per address
     _context: Any = None
     _server: asyncio.Server | None = None
     _rooms: dict[str, list[ChatSession]] = field(default_factory=dict)  # by conference
@@ -235,7 +241,7 @@ class ChatRelay:
         )  # fmt: skip
         self._context = make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._accept, self.host, port)
+        self._server = await loop.create_server(self.source_cap.wrap(self._accept), self.host, port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 

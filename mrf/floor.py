@@ -59,6 +59,7 @@ from mrf.bfcp.events import BfcpConnectionFailed, BfcpMessageRefused, BfcpReques
 from mrf.bfcp.floor import MAX_FLOORS, BfcpFloorConfig
 from mrf.bfcp.message import BfcpMessage
 from mrf.bfcp.server import BfcpFloorServer, BfcpOutgoing
+from mrf.connection_cap import SourceCap
 from mrf.secure_channel import (
     PskSecureChannel,
     SecureChannel,
@@ -142,6 +143,7 @@ class FloorControl:
     port: int = 0
     sessions: dict[tuple[int, int], FloorSession] = field(default_factory=dict)
     context_factory: Callable[[], SSL.Context] | None = None  # e.g. a TLS-PSK context (issue 7)
+    source_cap: SourceCap = field(default_factory=SourceCap)  # connections per address
     _context: Any = None
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -161,7 +163,7 @@ class FloorControl:
         )
         self._context = factory()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._accept, self.host, port)
+        self._server = await loop.create_server(self.source_cap.wrap(self._accept), self.host, port)
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 

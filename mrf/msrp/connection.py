@@ -174,6 +174,23 @@ class MsrpConnection:
         """
         return next((o.deadline for o in self._outgoing.values() if o.deadline is not None), None)
 
+    def connection_lost(self) -> None:
+        """The transport is gone: drop every partial message, fail every pending send.
+
+        RFC 4975 §7.1.1: a transaction without its response has failed; with the
+        connection closed none can come, so each one fails now (408, as if its
+        timer had fired) instead of 30 s later or never.  Partial incoming
+        messages are incomplete for good (§7.3) and their storage is released.
+        """
+        self.failed = True
+        for key in list(self._incoming):
+            self._drop(*key)
+        self._chunk_error.clear()
+        pending = list(self._outgoing.values())
+        self._outgoing.clear()
+        for out in pending:
+            self._deliver_failed(out, 408, "connection lost before the response (§7.1.1)")
+
     def handle_timer(self, now: float) -> None:
         for tid, out in list(self._outgoing.items()):
             if out.deadline is not None and out.deadline <= now:
