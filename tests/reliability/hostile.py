@@ -229,10 +229,10 @@ async def _probe_stream(
             tally.silent_operations[operation] += 1
         except (ConnectionError, ssl.SSLError):
             tally.closed += 1
-        writer.close()
+        writer.transport.abort()  # at once: no TLS shutdown left pending on a broken stream
         stream = None
     if stream is not None:
-        stream[1].close()
+        stream[1].transport.abort()  # nothing pending may outlive the event loop
         await asyncio.sleep(0)
 
 
@@ -259,8 +259,10 @@ async def fuzz_sip_tcp(
         _tally_sip(tally, data, skip_branch=marker)
 
     share = [count // workers + (1 if i < count % workers else 0) for i in range(workers)]
+    timeout = PROBE_TIMEOUT * 4 if tls else PROBE_TIMEOUT  # TLS under load answers slower
     await asyncio.gather(*(
-        _probe_stream(tally, open_stream, bases, SipMutator(seed * 1000 + i), n, probe, parse)
+        _probe_stream(tally, open_stream, bases, SipMutator(seed * 1000 + i), n, probe, parse,
+                      timeout)
         for i, n in enumerate(share)
     ))  # fmt: skip
     return tally

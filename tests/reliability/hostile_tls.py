@@ -92,7 +92,7 @@ async def _open_tls(
         try:
             await asyncio.wait_for(reader.read(65536), 2)
         except (OSError, TimeoutError):
-            writer.close()
+            writer.transport.abort()
             continue
         return reader, writer
     raise AssertionError("the focus refused two fresh TLS lines in a row")
@@ -268,7 +268,7 @@ async def _http_post(host: str, port: int, path: str, body: bytes) -> bytes:
         async with asyncio.timeout(5):
             return await reader.read(65536)
     finally:
-        writer.close()
+        writer.transport.abort()
 
 
 async def fuzz_kms(
@@ -360,14 +360,14 @@ async def fuzz_transfer_init(
                 _tally_sip(tally, answer[finals[-1].start() :] if finals else b"")
             except (EOFError, ConnectionError):
                 tally.closed += 1
-                writer.close()
+                writer.transport.abort()
                 stream = None
             except TimeoutError:
                 tally.silent += 1
-                writer.close()
+                writer.transport.abort()
                 stream = None
         if stream is not None:
-            stream[1].close()
+            stream[1].transport.abort()  # nothing pending may outlive the event loop
             await asyncio.sleep(0)
 
     await asyncio.gather(*(worker(i, n) for i, n in enumerate(_shares(count, workers))))

@@ -52,7 +52,10 @@ def test_sip_udp_and_tcp(fuzz_server: FuzzServer) -> None:
 
 def test_sip_tls(fuzz_server: FuzzServer) -> None:
     tally = _run(fuzz_server, lambda: fuzz_sip_tcp(fuzz_server.target, 300, seed=7, tls=True))
-    assert sum(tally.answers.values()) >= 150 and "500" not in tally.answers, tally.line()
+    # answered, or the connection closed after a refusal; the rest are mutations that
+    # leave the stream waiting for bytes that never come (e.g. a Content-Length too large)
+    assert sum(tally.answers.values()) + tally.closed >= 150, tally.line()
+    assert "500" not in tally.answers, tally.line()
 
 
 def test_msrp_over_tls(fuzz_server: FuzzServer, tmp_path: Path) -> None:
