@@ -1,31 +1,49 @@
-"""Soak: steady SDES dial-ins to several conferences plus chatting ``mrf ue`` participants.
+"""Soak: steady SDES dial-ins, chat and floor traffic, protected subscribers (issue 10).
 
-For ``--seconds`` (default 60; 600 for the real soak) one sipp per conference
-runs ``tests/interop/sipp/uac_invite_accept.xml`` (INVITE with an SDES offer,
-200 with an ``a=crypto`` answer, ACK, ``--hold-ms`` of call, BYE) at
-``--rate`` calls/s in total, while ``--chatters`` ``mrf ue join --msrp``
-participants per conference each send one message every ``--chat-interval``
-seconds.  At the end it reports failed calls, the call set-up time (INVITE to
-200, sipp ``-trace_rtt``) p50/p99/max, chat messages sent and received, and
-the RSS and open file descriptors (``/proc/<pid>/fd``) of ``mrf serve`` at the
-start and the end.  Exit status 0 when no call failed, every chat message
-reached every other chatter of its conference, and no traceback was logged.
+For ``--seconds`` (default 600) one sipp per conference runs
+``tests/interop/sipp/uac_invite_accept.xml`` (INVITE with an SDES offer, 200
+with an ``a=crypto`` answer, ACK, ``--hold-ms`` of call, BYE) at ``--rate``
+calls/s in total, so each conference holds about ``rate / conferences *
+hold`` dial-in participants at any time (100 calls/s, 10 conferences, 2 s:
+twenty).  Meanwhile ``--chatters`` ``mrf ue join --msrp`` participants per
+conference each send one message every ``--chat-interval`` seconds, and
+``--floor-chatters`` of them also join with ``--bfcp`` and alternate
+``floor request`` / ``floor release`` on stdin.  ``--subscribers`` users
+(enrolled at the embedded KMS, on the conferences' lists round-robin) hold
+protected subscriptions (``Event: conference`` with a MIKEY-TICKET PSK S/MIME
+exchange, docs/notify.md) from one helper process running
+:class:`mrf.ue.notify.UeSubscription` on one SIP endpoint.
+
+The RSS and open file descriptors (``/proc/<pid>/fd``) of ``mrf serve`` are
+sampled every ``--sample-interval`` seconds; the RSS trend is the
+least-squares slope over the second half of the run.  Reported: failed
+calls, set-up time (INVITE to 200, sipp ``-trace_rtt``) p50/p99/max, chat
+deliveries, floor grants, NOTIFYs received, RSS and fds at start and end.
+Exit status 0 when no call failed, every chat message reached every other
+chatter, every floor requester was granted at least once, every subscriber
+stayed subscribed and got protected NOTIFYs, fds returned to the baseline
+(± ``--fd-slack``), the RSS slope stayed under ``--max-rss-slope`` KiB/min,
+and no traceback was logged.  ``--json FILE`` writes the numbers.
 
 usage (as root, in a private namespace so the ports cannot collide):
-    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/soak.py --seconds 600'
+    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/soak.py'          # 10 min
+    unshare -n sh -c 'ip link set lo up; .venv/bin/python bench/soak.py --ci'     # CI, ~70 s
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import json
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -36,30 +54,86 @@ from tests.interop.peers import SIPP_OFFER_CRYPTO  # noqa: E402
 SCENARIO = REPO / "tests/interop/sipp/uac_invite_accept.xml"
 CALLER = "sip:alice@127.0.0.1"
 SDES_80 = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + SIPP_OFFER_CRYPTO["1"][1]
+FULL = {"seconds": 600, "rate": 100.0, "conferences": 10, "chatters": 2, "floor_chatters": 1,
+        "subscribers": 200, "sample_interval": 5.0, "max_rss_slope": 1024.0}  # fmt: skip
+CI = {"seconds": 45, "rate": 20.0, "conferences": 2, "chatters": 3, "floor_chatters": 2,
+      "subscribers": 20, "sample_interval": 2.0, "max_rss_slope": 16384.0}  # fmt: skip
 
 
 @dataclass
 class Usage:
-    """What ``mrf serve`` holds at one moment."""
+    """What ``mrf serve`` holds at one moment (``at``: seconds since the run began)."""
 
+    at: float
     rss_kib: int
     fds: int
 
     @classmethod
-    def of(cls, pid: int) -> Usage:
+    def of(cls, pid: int, at: float = 0.0) -> Usage:
         status = Path(f"/proc/{pid}/status").read_text()
         rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
-        return cls(rss, len(list(Path(f"/proc/{pid}/fd").iterdir())))
+        return cls(round(at, 1), rss, len(list(Path(f"/proc/{pid}/fd").iterdir())))
 
 
-def start_server(workdir: Path, conferences: list[str], chatters: int) -> MrfServer:
+class Sampler(threading.Thread):
+    """Samples :class:`Usage` every ``interval`` seconds until :meth:`stop`."""
+
+    def __init__(self, pid: int, interval: float) -> None:
+        super().__init__(name="soak-sampler", daemon=True)
+        self.pid, self.interval = pid, interval
+        self.samples: list[Usage] = []
+        self.began = time.monotonic()
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.samples.append(Usage.of(self.pid, time.monotonic() - self.began))
+            self._done.wait(self.interval)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(5)
+
+
+def rss_slope(samples: list[Usage]) -> float:
+    """Least-squares slope of RSS over the second half of the samples, KiB per minute."""
+    half = samples[len(samples) // 2 :]
+    if len(half) < 2:
+        return 0.0
+    mean_t = sum(s.at for s in half) / len(half)
+    mean_r = sum(s.rss_kib for s in half) / len(half)
+    var = sum((s.at - mean_t) ** 2 for s in half)
+    cov = sum((s.at - mean_t) * (s.rss_kib - mean_r) for s in half)
+    return 60.0 * cov / var if var else 0.0
+
+
+def subscriber_uri(index: int) -> str:
+    return f"sip:sub{index}@127.0.0.1"
+
+
+def start_server(workdir: Path, conferences: list[str], chatters: int,
+                 subscribers: int) -> tuple[MrfServer, str, dict[str, str]]:  # fmt: skip
+    """Embedded KMS, the conferences (SDES and MIKEY-TICKET), enrolled subscribers."""
+    from focus.kms.keys import KmsKeys
+
     server = MrfServer(workdir, rtp_port_count=4000)
-    for name in conferences:
-        people = [CALLER, *(f"sip:{name}-chat{i}@127.0.0.1" for i in range(chatters))]
+    kms_url = f"http://127.0.0.1:{free_port(tcp_and_udp=False)}/kms"
+    text = server.config.read_text()
+    server.config.write_text(text[: text.index("[kms]")] + f'[kms]\nurl = "{kms_url}"\n'
+                             "embedded = true\n")  # fmt: skip
+    for n, name in enumerate(conferences):
+        people = [
+            CALLER,
+            *(f"sip:{name}-chat{i}@127.0.0.1" for i in range(chatters)),
+            *(subscriber_uri(i) for i in range(n, subscribers, len(conferences))),
+        ]
         args = [arg for who in people for arg in ("--participant", who)]
-        server.cli("conference", "create", name, *args, "--key-mode", "sdes")
+        server.cli("conference", "create", name, *args, "--key-mode", "sdes",
+                   "--key-mode", "mikey-ticket")  # fmt: skip
+    keys = KmsKeys.in_data_dir(server.data_dir)
+    enrolled = {subscriber_uri(i): keys.enroll(subscriber_uri(i)).hex() for i in range(subscribers)}
     server.start()
-    return server
+    return server, kms_url, enrolled
 
 
 def start_sipp(
@@ -86,14 +160,16 @@ def start_sipp(
 
 
 class Chatter:
-    """``mrf ue join --msrp``: says one line per interval, counts what it hears."""
+    """``mrf ue join --msrp [--bfcp]``: says one line per interval, counts what it hears."""
 
     def __init__(self, server: MrfServer, workdir: Path, conference: str, index: int,
-                 seconds: int) -> None:  # fmt: skip
+                 seconds: int, floor: bool) -> None:  # fmt: skip
         self.name = f"{conference}-chat{index}"
+        self.room, self.floor = conference, floor
         self.out = workdir / f"ue-{self.name}.jsonl"
         argv = [sys.executable, "-m", "mrf", "ue", "join", server.request_uri(conference),
                 "--as", f"sip:{self.name}@127.0.0.1", "--msrp",
+                *(["--audio", "--bfcp"] if floor else []),
                 "--duration", str(seconds + 60)]  # fmt: skip
         with self.out.open("wb") as out, (workdir / f"ue-{self.name}.log").open("wb") as err:
             env = clean_env(PYTHONPATH=str(REPO))
@@ -101,21 +177,34 @@ class Chatter:
                 argv, stdin=subprocess.PIPE, stdout=out, stderr=err, env=env, cwd=workdir
             )
         self.said = 0
+        self.floor_commands = 0
 
-    def events(self) -> list[dict[str, object]]:
+    def events(self) -> list[dict[str, Any]]:
         lines = self.out.read_bytes().split(b"\n")[:-1]
         return [json.loads(line) for line in lines if line.startswith(b"{")]
 
-    def say(self) -> None:
+    def _send(self, line: str) -> None:
         assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(line.encode() + b"\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass
+
+    def say(self) -> None:
         self.said += 1
-        self.proc.stdin.write(f"say {self.name} message {self.said}\n".encode())
-        self.proc.stdin.flush()
+        self._send(f"say {self.name} message {self.said}")
+
+    def toggle_floor(self) -> None:
+        """``floor request`` then ``floor release`` on alternate calls."""
+        if self.floor:
+            self._send("floor release" if self.floor_commands % 2 else "floor request")
+            self.floor_commands += 1
 
     def finish(self) -> None:
-        if self.proc.poll() is None and self.proc.stdin is not None:
+        self._send("leave")
+        if self.proc.stdin is not None:
             try:
-                self.proc.stdin.write(b"leave\n")
                 self.proc.stdin.close()
             except BrokenPipeError:
                 pass
@@ -126,8 +215,101 @@ class Chatter:
             self.proc.wait(5)
 
 
+async def _subscribers_main(spec: dict[str, Any]) -> int:
+    """The helper process: every subscription on one endpoint; a summary on stdout at the end."""
+    from focus.endpoint import SipEndpoint
+    from focus.sip.transaction import SipAddress
+    from mrf.ue.notify import UeSubscription, UeSubscriptionOptions
+    from mrf.ue.watch import UeWatcher
+
+    counts: dict[str, int] = {"notify": 0, "protected": 0, "plain": 0, "errors": 0, "refused": 0}
+
+    def emit(event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        counts["notify"] += kind == "notify"
+        counts["protected"] += kind == "notify" and event.get("protected") is True
+        counts["plain"] += kind == "notify" and not event.get("protected") and "users" in event
+        counts["errors"] += kind == "error"
+        counts["refused"] += kind == "refused"
+
+    class Dispatcher(UeWatcher):
+        def handle_request(self, endpoint: SipEndpoint, event: Any) -> None:
+            owner = next((s for s in subscriptions if s.owns(event.request)), None)
+            self.subscription = owner
+            super().handle_request(endpoint, event)
+
+    endpoint = SipEndpoint(Dispatcher())
+    await endpoint.listen_udp("127.0.0.1", 0)
+    await endpoint.listen_tcp("127.0.0.1", 0)
+    target = SipAddress("udp", "127.0.0.1", spec["port"])
+    subscriptions = [UeSubscription(endpoint, UeSubscriptionOptions(
+        conference=uri, identity=who, target=target, expires=spec["expires"], mikey=True,
+        kms_url=spec["kms_url"], kms_key=key), emit)
+        for who, uri, key in spec["users"]]  # fmt: skip
+    gate = asyncio.Semaphore(8)
+
+    async def subscribe(subscription: UeSubscription) -> bool:
+        async with gate:
+            return await subscription.subscribe()
+
+    ok = await asyncio.gather(*(subscribe(s) for s in subscriptions))
+    print(json.dumps({"event": "ready", "subscribed": sum(ok)}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    alive = sum(1 for s in subscriptions if not s.terminated.is_set())
+    with_protected = sum(1 for s in subscriptions if s.received and s.kek is not None)
+    await asyncio.gather(*(s.unsubscribe() for s in subscriptions if s.dialog is not None))
+    await endpoint.close()
+    print(json.dumps({"event": "done", "subscribed": sum(ok), "alive": alive,
+                      "with_notifies": with_protected, **counts}), flush=True)  # fmt: skip
+    return 0
+
+
+class Subscribers:
+    """Runs :func:`_subscribers_main` in a child process (``--subscribers-helper``)."""
+
+    def __init__(self, server: MrfServer, workdir: Path, kms_url: str, names: list[str],
+                 keys: dict[str, str], seconds: int) -> None:  # fmt: skip
+        users = [
+            (who, server.request_uri(names[i % len(names)]), keys[who])
+            for i, who in enumerate(sorted(keys, key=lambda u: int(u[7:].split("@")[0])))
+        ]
+        spec = {"port": server.port, "kms_url": kms_url, "users": users,
+                "expires": max(120, seconds * 2)}  # fmt: skip
+        self.count = len(users)
+        self.out = workdir / "subscribers.jsonl"
+        spec_file = workdir / "subscribers.spec.json"  # KMS keys: not on the command line
+        spec_file.touch(mode=0o600)
+        spec_file.write_text(json.dumps(spec))
+        with self.out.open("wb") as out, (workdir / "subscribers.log").open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, __file__, "--subscribers-helper", str(spec_file)],
+                stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=workdir,
+                env=clean_env(PYTHONPATH=str(REPO)),
+            )  # fmt: skip
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(x) for x in self.out.read_text().splitlines() if x.startswith("{")]
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e["event"] == "ready" for e in self.lines()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+    def finish(self) -> dict[str, Any]:
+        if self.count == 0:
+            return {"subscribed": 0, "alive": 0, "with_notifies": 0, "protected": 0, "errors": 0}
+        try:
+            self.proc.communicate(b"done\n", timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        done = [e for e in self.lines() if e["event"] == "done"]
+        return done[-1] if done else {"subscribed": 0, "alive": 0, "with_notifies": 0,
+                                      "protected": 0, "errors": -1}  # fmt: skip
+
+
 def last_row(path: Path) -> dict[str, str]:
-    rows = list(csv.DictReader(path.open(), delimiter=";"))
+    rows = list(csv.DictReader(path.open(), delimiter=";")) if path.exists() else []
     return rows[-1] if rows else {}
 
 
@@ -147,25 +329,48 @@ def percentile(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, int(fraction * len(values)))] if values else float("nan")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--rate", type=float, default=10.0, help="calls/s over all conferences")
-    parser.add_argument("--conferences", type=int, default=3)
-    parser.add_argument("--chatters", type=int, default=2, help="mrf ue chatters per conference")
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--ci", action="store_true", help="the 2-core CI profile (~70 s)")
+    parser.add_argument("--seconds", type=int)
+    parser.add_argument("--rate", type=float, help="calls/s over all conferences")
+    parser.add_argument("--conferences", type=int)
+    parser.add_argument("--chatters", type=int, help="mrf ue chatters per conference")
+    parser.add_argument("--floor-chatters", type=int, help="of which also use --bfcp")
+    parser.add_argument("--subscribers", type=int, help="protected subscribers in all")
+    parser.add_argument("--sample-interval", type=float, help="seconds between RSS/fd samples")
+    parser.add_argument("--max-rss-slope", type=float, help="KiB/min over the second half")
+    parser.add_argument("--fd-slack", type=int, default=4)
     parser.add_argument("--chat-interval", type=float, default=2.0)
     parser.add_argument("--hold-ms", type=int, default=2000, help="each call's length")
-    options = parser.parse_args()
+    parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--subscribers-helper", metavar="FILE", help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    for key, value in (CI if options.ci else FULL).items():
+        if getattr(options, key) is None:
+            setattr(options, key, value)
+    return options
+
+
+def main() -> int:
+    options = parse_options()
+    if options.subscribers_helper:
+        spec = json.loads(Path(options.subscribers_helper).read_text())
+        return asyncio.run(_subscribers_main(spec))
     workdir = Path(tempfile.mkdtemp(prefix="soak-"))
     names = [f"soak{i}" for i in range(1, options.conferences + 1)]
-    server = start_server(workdir / "server", names, options.chatters)
+    server, kms_url, keys = start_server(workdir / "server", names, options.chatters,
+                                         options.subscribers)  # fmt: skip
     assert server.process is not None
     pid = server.process.proc.pid
-    chatters = [Chatter(server, workdir, n, i, options.seconds)
+    chatters = [Chatter(server, workdir, n, i, options.seconds, i < options.floor_chatters)
                 for n in names for i in range(options.chatters)]  # fmt: skip
-    time.sleep(3)  # the chatters dial in and open their MSRP connections
-    start_usage = Usage.of(pid)
-    print(f"work files in {workdir}; start: RSS {start_usage.rss_kib} KiB, {start_usage.fds} fds")
+    subscribers = Subscribers(server, workdir, kms_url, names, keys, options.seconds)
+    subscribers.wait_ready(60)
+    time.sleep(2)  # the chatters' MSRP and BFCP connections are up
+    sampler = Sampler(pid, options.sample_interval)
+    sampler.start()
+    print(f"work files in {workdir}", flush=True)
     per_conference = options.rate / len(names)
     sipps = [start_sipp(server, workdir, n, per_conference, options.seconds, options.hold_ms)
              for n in names]  # fmt: skip
@@ -173,6 +378,7 @@ def main() -> int:
     while time.monotonic() - began < options.seconds:
         for chatter in chatters:
             chatter.say()
+            chatter.toggle_floor()
         time.sleep(options.chat_interval)
     for sipp in sipps:
         try:
@@ -180,39 +386,83 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             sipp.kill()
             sipp.wait(5)
-    time.sleep(2)  # the last chat messages arrive
-    end_usage = Usage.of(pid)
+    time.sleep(2)  # the last calls end, the last chat messages arrive
+    sampler.stop()
+    samples = [*sampler.samples, Usage.of(pid, time.monotonic() - sampler.began)]
     for chatter in chatters:
+        if chatter.floor_commands % 2:
+            chatter.toggle_floor()  # release a floor still held
         chatter.finish()
-    return report(options, workdir, server, names, chatters, sipps, start_usage, end_usage)
+    summary = subscribers.finish()
+    return report(options, workdir, server, names, chatters, sipps, samples, summary)
+
+
+def chat_and_floor(chatters: list[Chatter]) -> dict[str, int]:
+    """Chat deliveries expected and heard; floor grants, requesters never granted, floor errors."""
+    numbers = {"chat_sent": 0, "chat_expected": 0, "chat_heard": 0, "floor_granted": 0,
+               "floor_starved": 0, "floor_errors": 0}  # fmt: skip
+    for chatter in chatters:
+        events = chatter.events()
+        others = [c for c in chatters if c is not chatter and c.room == chatter.room]
+        numbers["chat_sent"] += chatter.said
+        numbers["chat_expected"] += sum(c.said for c in others)
+        numbers["chat_heard"] += sum(1 for e in events if e.get("event") == "chat")
+        floor = [e for e in events if e.get("event") == "floor"]
+        granted = sum(1 for e in floor if e.get("status") == "granted" and e.get("user") is None)
+        granted = granted or sum(1 for e in floor if e.get("status") == "granted")
+        numbers["floor_granted"] += granted
+        numbers["floor_starved"] += chatter.floor and not granted
+        bad = ("error", "timeout", "malformed")
+        numbers["floor_errors"] += sum(1 for e in floor if e.get("status") in bad)
+    return numbers
 
 
 def report(
     options: argparse.Namespace, workdir: Path, server: MrfServer, names: list[str],
-    chatters: list[Chatter], sipps: list[subprocess.Popen[bytes]], start: Usage, end: Usage,
+    chatters: list[Chatter], sipps: list[subprocess.Popen[bytes]], samples: list[Usage],
+    subscribers: dict[str, Any],
 ) -> int:  # fmt: skip
     rows = [last_row(workdir / f"{name}.csv") for name in names]
-    ok = sum(int(row.get("SuccessfulCall(C)", 0)) for row in rows)
-    failed = sum(int(row.get("FailedCall(C)", 0)) for row in rows)
     times = setup_times(workdir, names)
-    expected_chat = 0
-    heard = 0
-    for chatter in chatters:
-        room = chatter.name.split("-")[0]
-        others = [c for c in chatters if c is not chatter and c.name.split("-")[0] == room]
-        expected_chat += sum(c.said for c in others)
-        heard += sum(1 for e in chatter.events() if e.get("event") == "chat")
-    tracebacks = server.log_text().count("Traceback (most recent call last)")
+    start, end = samples[0], samples[-1]
+    numbers: dict[str, Any] = {
+        "seconds": options.seconds, "rate": options.rate, "conferences": options.conferences,
+        "calls_ok": sum(int(row.get("SuccessfulCall(C)", 0)) for row in rows),
+        "calls_failed": sum(int(row.get("FailedCall(C)", 0)) for row in rows),
+        "sipp_exit": [s.returncode for s in sipps], "setup_count": len(times),
+        "setup_p50_ms": percentile(times, 0.5), "setup_p99_ms": percentile(times, 0.99),
+        "setup_max_ms": times[-1] if times else float("nan"),
+        **chat_and_floor(chatters), "subscribers": subscribers,
+        "rss_start_kib": start.rss_kib, "rss_end_kib": end.rss_kib,
+        "rss_max_kib": max(s.rss_kib for s in samples), "rss_slope_kib_per_min": rss_slope(samples),
+        "fds_start": start.fds, "fds_end": end.fds, "fds_max": max(s.fds for s in samples),
+        "samples": [asdict(s) for s in samples],
+        "tracebacks": server.log_text().count("Traceback (most recent call last)"),
+    }  # fmt: skip
     server.stop()
-    p50, p99 = percentile(times, 0.5), percentile(times, 0.99)
-    print(f"calls: {ok} connected, {failed} failed (sipp exit {[s.returncode for s in sipps]})")
-    print(f"call set-up INVITE->200 over {len(times)} calls: p50 {p50:.1f} ms, "
-          f"p99 {p99:.1f} ms, max {times[-1] if times else float('nan'):.1f} ms")  # fmt: skip
-    print(f"chat: {sum(c.said for c in chatters)} sent, {heard} of {expected_chat} deliveries")
-    print(f"mrf serve RSS {start.rss_kib} -> {end.rss_kib} KiB "
-          f"({end.rss_kib - start.rss_kib:+d}), fds {start.fds} -> {end.fds}")  # fmt: skip
-    print(f"tracebacks in the server log: {tracebacks}")
-    healthy = failed == 0 and ok > 0 and heard == expected_chat and tracebacks == 0
+    n = numbers
+    print(
+        f"calls: {n['calls_ok']} connected, {n['calls_failed']} failed (sipp exit {n['sipp_exit']})"
+    )
+    print(f"call set-up INVITE->200 over {n['setup_count']} calls: p50 {n['setup_p50_ms']:.1f} ms, "
+          f"p99 {n['setup_p99_ms']:.1f} ms, max {n['setup_max_ms']:.1f} ms")  # fmt: skip
+    print(f"chat: {n['chat_sent']} sent, {n['chat_heard']} of {n['chat_expected']} deliveries; "
+          f"floor: {n['floor_granted']} grants, {n['floor_starved']} requesters never granted, "
+          f"{n['floor_errors']} errors")  # fmt: skip
+    print(f"protected subscribers: {subscribers}")
+    print(f"mrf serve RSS {start.rss_kib} -> {end.rss_kib} KiB (max {n['rss_max_kib']}, "
+          f"slope {n['rss_slope_kib_per_min']:+.0f} KiB/min over the second half), "
+          f"fds {start.fds} -> {end.fds} (max {n['fds_max']})")  # fmt: skip
+    print(f"tracebacks in the server log: {n['tracebacks']}")
+    if options.json:
+        options.json.write_text(json.dumps(numbers, indent=1))
+    healthy = (
+        n["calls_failed"] == 0 and n["calls_ok"] > 0 and n["chat_heard"] == n["chat_expected"]
+        and n["floor_starved"] == 0 and n["floor_errors"] == 0 and n["tracebacks"] == 0
+        and subscribers.get("alive") == subscribers.get("with_notifies") == options.subscribers
+        and abs(end.fds - start.fds) <= options.fd_slack
+        and n["rss_slope_kib_per_min"] <= options.max_rss_slope
+    )  # fmt: skip
     return 0 if healthy else 1
 
 

@@ -2,11 +2,12 @@
 
 While sipp callers are in the conference (calls held for seconds), the server
 gets SIGKILL (no shutdown code runs).  After a restart on the same data
-directory (SQLite) the conference, its policy (key modes) and its authorized
-list are listed unchanged by ``mrf conference list``, the KMS enrollment
-still works (a REQUEST_INIT from the enrolled caller is granted), and a
-participant dials in again at once.  KMS unreachable → 503 with Retry-After
-while SDES calls still connect is
+directory and database (SQLite file, and again on a throw-away PostgreSQL:
+``database_url`` in the server config, tests/conftest.py) the conference, its
+policy (key modes) and its authorized list are listed unchanged by ``mrf
+conference list``, the KMS enrollment still works (a REQUEST_INIT from the
+enrolled caller is granted), and a participant dials in again at once.  KMS
+unreachable → 503 with Retry-After while SDES calls still connect is
 tests/interop/test_mikey.py::test_kms_down_is_503_while_sdes_baresip_still_joins.
 """
 
@@ -21,8 +22,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.harness import SIPP_DIR, Artifacts, clean_env, free_port, require_peer
-from tests.reliability.conftest import ALICE, SDES_80, sipp_call, start_fuzz_server
+from tests.interop.harness import (
+    SIPP_DIR,
+    Artifacts,
+    MrfServer,
+    clean_env,
+    free_port,
+    require_peer,
+)
+from tests.reliability.conftest import (
+    ALICE,
+    BOB,
+    KEY_MODES,
+    SDES_80,
+    FuzzServer,
+    sipp_call,
+)
+from tests.reliability.hostile import Target
 from tests.reliability.hostile_tls import _http_post
 
 pytestmark = pytest.mark.interop
@@ -47,8 +63,29 @@ def _busy_callers(server: object, workdir: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=clean_env())
 
 
-def test_kill_9_in_a_busy_conference_loses_nothing(tmp_path: Path) -> None:
-    fuzz = start_fuzz_server(tmp_path / "server")
+def _start_server(workdir: Path, database_url: str) -> FuzzServer:
+    """Conference ``fuzz`` (alice, bob; SDES, fingerprint, MIKEY-TICKET), alice enrolled at
+    the embedded KMS, the store at ``database_url``."""
+    server = MrfServer(workdir, rtp_port_count=400)
+    url = f"http://127.0.0.1:{free_port(tcp_and_udp=False)}/kms"
+    text = server.config.read_text()
+    text = text.replace(f'database_url = "sqlite:///{server.data_dir}/mrf.db"',
+                        f'database_url = "{database_url}"')  # fmt: skip
+    assert f'database_url = "{database_url}"' in text
+    server.config.write_text(
+        text[: text.index("[kms]")] + f'[kms]\nurl = "{url}"\nembedded = true\n'
+    )
+    server.cli("conference", "create", "fuzz", "--participant", ALICE, "--participant", BOB,
+               *KEY_MODES)  # fmt: skip
+    key = server.cli("kms", "enroll", ALICE).stdout.strip()
+    server.start()
+    target = Target(server.host, server.port, server.tls_port, server.conference_uri("fuzz"),
+                    ALICE, workdir)  # fmt: skip
+    return FuzzServer(server, target, url, key)
+
+
+def test_kill_9_in_a_busy_conference_loses_nothing(tmp_path: Path, database_url: str) -> None:
+    fuzz = _start_server(tmp_path / "server", database_url)
     server = fuzz.server
     before = _listing(server)
     busy = _busy_callers(server, tmp_path)
