@@ -349,6 +349,13 @@ def render_deleted(entity: str, version: int) -> bytes:
     return _serialize(_root(entity, "deleted", version))
 
 
+def _count(text: str | None) -> int | None:
+    """``<user-count>`` when it is a plain ASCII number (``"²".isdigit()`` is true)."""
+    if text and text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    return None
+
+
 def parse_conference_info(data: bytes) -> ConferenceInfoNotice:
     """Read a document's root attributes, users and endpoint statuses (subscriber side)."""
     if len(data) > MAX_CONFERENCE_INFO_SIZE:
@@ -357,7 +364,9 @@ def parse_conference_info(data: bytes) -> ConferenceInfoNotice:
         raise ConferenceInfoError("DTDs and entity declarations are refused")
     try:
         root = ET.fromstring(data)
-    except ET.ParseError as exc:
+    except (ET.ParseError, LookupError, ValueError) as exc:
+        # LookupError/ValueError: an XML declaration naming an unknown or
+        # unsupported encoding (found by bench/fuzz/fuzz_conference_info.py)
         raise ConferenceInfoError(f"not well-formed XML: {exc}") from None
     if root.tag != _n("conference-info"):
         raise ConferenceInfoError(f"root element {root.tag!r} is not conference-info")
@@ -370,7 +379,7 @@ def parse_conference_info(data: bytes) -> ConferenceInfoNotice:
         entity=root.get("entity", ""),
         state=root.get("state", "full"),
         version=version,
-        user_count=int(count) if count and count.isdigit() else None,
+        user_count=_count(count),
     )
     for user in root.iterfind(f"{_n('users')}/{_n('user')}"):
         notice.users[user.get("entity", "")] = user.get("state", "full")

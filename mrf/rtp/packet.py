@@ -325,7 +325,8 @@ def parse_rtcp(data: bytes) -> list[RtcpPacket]:
             raise RtpRemoteError("RTCP length field runs past the datagram")
         body = bytes(data[pos + 4 : end])
         if first & 0x20:
-            if end != len(data) or not body or not 0 < body[-1] <= len(body):
+            # the padding count "will be a multiple of four" (RFC 3550 §6.4.1)
+            if end != len(data) or not body or not 0 < body[-1] <= len(body) or body[-1] % 4:
                 raise RtpRemoteError("bad RTCP padding")
             body = body[: -body[-1]]
         packets.append(_parse_one(packet_type, first & 0x1F, body))
