@@ -117,6 +117,21 @@ def _netstring(data: bytes) -> bytes:
     return str(len(data)).encode() + b":" + data + b","
 
 
+def _free_port_pair(host: str = "127.0.0.1") -> int:
+    """A port free for TCP and UDP whose successor is free for TCP too (libre's TLS)."""
+    for _ in range(50):
+        port = free_port(host)
+        if port >= 65535:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair on loopback")
+
+
 class Baresip:
     """baresip 1.0 with the oracle config (``mkconf.sh``), driven over ctrl_tcp."""
 
@@ -133,39 +148,47 @@ class Baresip:
         binary = require_peer("baresip")
         require_peer("openssl")
         self.workdir = artifacts.directory / name
-        self.sip_port = free_port()
-        self.ctrl_port = free_port(tcp_and_udp=False)
-        env = clean_env(
-            BARESIP_SIP_PORT=str(self.sip_port),
-            BARESIP_CTRL_PORT=str(self.ctrl_port),
-            BARESIP_CONS_PORT=str(free_port()),
-        )
-        run_bounded(
-            ["bash", str(ORACLES / "mkconf.sh"), str(self.workdir)],
-            artifacts.path(f"{name}-mkconf.log"),
-            timeout=30,
-            env=env,
-        )
-        _customise(self.workdir / "baresip", account, config or {})
-        argv = [binary, "-f", str(self.workdir / "baresip"), "-s"]
-        if shutil.which("stdbuf"):
-            argv = ["stdbuf", "-oL", "-eL", *argv]
-        self.process = BackgroundProcess(argv, artifacts.path(f"{name}.log"), env=clean_env())
         self.events: list[dict[str, Any]] = []
         self._buffer = bytearray()
-        self._sock = self._connect(deadline=time.monotonic() + 10)
         self._token = 0
+        self._sock: socket.socket | None = None
+        # libre also binds SIP port + 1 (TLS), which free_port() does not reserve: a
+        # port taken meanwhile makes baresip exit at start, so try fresh ports again.
+        for attempt in range(3):
+            self.sip_port = _free_port_pair()
+            self.ctrl_port = free_port(tcp_and_udp=False)
+            env = clean_env(
+                BARESIP_SIP_PORT=str(self.sip_port),
+                BARESIP_CTRL_PORT=str(self.ctrl_port),
+                BARESIP_CONS_PORT=str(free_port()),
+            )
+            run_bounded(
+                ["bash", str(ORACLES / "mkconf.sh"), str(self.workdir)],
+                artifacts.path(f"{name}-mkconf.log"),
+                timeout=30,
+                env=env,
+            )
+            _customise(self.workdir / "baresip", account, config or {})
+            argv = [binary, "-f", str(self.workdir / "baresip"), "-s"]
+            if shutil.which("stdbuf"):
+                argv = ["stdbuf", "-oL", "-eL", *argv]
+            log = artifacts.path(f"{name}.log" if attempt == 0 else f"{name}-{attempt}.log")
+            self.process = BackgroundProcess(argv, log, env=clean_env())
+            self._sock = self._connect(deadline=time.monotonic() + 10)
+            if self._sock is not None:
+                return
+            self.process.stop(signal.SIGTERM, grace=3)
+        pytest.fail(f"baresip ctrl_tcp not reachable:\n{tail(self.process.log)}", pytrace=False)
 
-    def _connect(self, deadline: float) -> socket.socket:
+    def _connect(self, deadline: float) -> socket.socket | None:
         while time.monotonic() < deadline:
             if not self.process.running():
-                break
+                return None
             try:
                 return socket.create_connection(("127.0.0.1", self.ctrl_port), timeout=0.5)
             except OSError:
                 time.sleep(0.05)
-        self.close()
-        pytest.fail(f"baresip ctrl_tcp not reachable:\n{tail(self.process.log)}", pytrace=False)
+        return None
 
     def _pump(self, timeout: float) -> None:
         self._sock.settimeout(timeout)
@@ -214,13 +237,14 @@ class Baresip:
 
     def close(self) -> int:
         """``quit`` (sends BYE for live calls), then stop the process."""
-        if self.process.running():
+        if self.process.running() and self._sock is not None:
             try:
                 self._sock.sendall(_netstring(b'{"command":"quit","params":"","token":"q"}'))
-            except (OSError, AttributeError):
+            except OSError:
                 pass
             self.process.wait(5)
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
         return self.process.stop(signal.SIGTERM, grace=3)
 
 
