@@ -353,8 +353,15 @@ class MrfServer:
         env = clean_env(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
         self.process = BackgroundProcess(argv, self.log, env=env, cwd=self.workdir)
         deadline = time.monotonic() + ready_timeout
+        retries = 2  # a port picked by free_port() can be taken (ephemeral) before we bind
         while time.monotonic() < deadline:
             if not self.process.running():
+                if retries and "address already in use" in self.log_text().lower():
+                    retries -= 1
+                    self.process.stop(grace=1)  # reaps it and closes its log file
+                    time.sleep(0.5)
+                    self.process = BackgroundProcess(argv, self.log, env=env, cwd=self.workdir)
+                    continue
                 self.stop()
                 pytest.fail(
                     f"mrf serve exited with {self.process.proc.returncode} before answering "
