@@ -138,13 +138,21 @@ def _emit(event: dict[str, Any]) -> None:
 def _stdin_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
     """A daemon thread: stdin lines to ``queue`` (None at EOF)."""
 
+    def post(item: str | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the session ended (loop closed) before stdin did
+            return False
+        return True
+
     def pump() -> None:
         try:
             for line in sys.stdin:
-                loop.call_soon_threadsafe(queue.put_nowait, line[:MAX_COMMAND].rstrip("\r\n"))
+                if not post(line[:MAX_COMMAND].rstrip("\r\n")):
+                    return
         except (OSError, ValueError):
             pass
-        loop.call_soon_threadsafe(queue.put_nowait, None)
+        post(None)
 
     threading.Thread(target=pump, name="mrf-ue-stdin", daemon=True).start()
 

@@ -190,6 +190,19 @@ def test_exit_0_at_end_of_input_and_after_duration(monkeypatch: pytest.MonkeyPat
     assert client.left_reason == "duration"
 
 
+def test_stdin_after_the_session_ended_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stdin may deliver a line (or EOF) after the loop closed: the reader thread stays quiet."""
+    loop = asyncio.new_event_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    loop.close()
+    monkeypatch.setattr(cli.sys, "stdin", io.StringIO("say late\n"))
+    before = set(threading.enumerate())
+    cli._stdin_lines(loop, queue)
+    for thread in set(threading.enumerate()) - before:
+        thread.join(5)
+    assert queue.empty()
+
+
 def test_exit_1_when_not_joined_or_chat_lost(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
