@@ -457,10 +457,7 @@ class ChatRelay:
                 touched |= self._report(sender, event.message_id, event.size, 408)
                 continue
             if whole is not None:
-                link.msrp.send_chunk(
-                    recipient.local, new_ident(), CPIM_TYPE, 1, whole, total, now,
-                    last=True, context=context,
-                )  # fmt: skip
+                link.msrp.send_single(recipient.local, CPIM_TYPE, whole, now, context=context)
             else:
                 self._send_chunks(link, recipient, prefix, event, offset, total, now, context)
             touched.add(link)
@@ -556,8 +553,10 @@ def _slice(
 
 
 @functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)
 def _aor(value: str) -> str:
-    """Identity comparison: ``sip:user@host`` without port or parameters."""
+    """Identity comparison: ``sip:user@host`` without port or parameters (memoized:
+    every relayed message compares its sender's and recipients' identities)."""
     try:
         return SipUri.parse(_uri_of(value)).aor
     except SipError:

@@ -85,6 +85,7 @@ class _Outgoing:
     last: bool
     deadline: float | None
     context: object = None
+    echo: tuple[bytes, bytes] | None = None  # To-Path, From-Path of its plain 200
 
 
 _COMMENTS = {int(status): f" {status.comment}".encode() for status in MsrpStatus}
@@ -129,6 +130,7 @@ class MsrpConnection:
         self._resolver = resolver or (lambda local, path: 481)
         self._storage_factory = storage_factory
         self._parser = MsrpStreamParser(piece_size=self.config.piece_size)
+        self._parser.ok_sink = self._plain_ok
         self._events: deque[MsrpEvent] = deque()
         self._out: list[bytes] = []
         self.sessions: dict[MsrpUri, Path] = {}
@@ -139,6 +141,7 @@ class MsrpConnection:
         self._accepted_types: dict[str | None, bool] = {}
         self._send_paths: dict[MsrpUri, bytes] = {}  # To-Path/From-Path lines of our SENDs
         self._answer_paths: dict[MsrpUri, bytes] = {}  # ... of our responses
+        self._echoes: dict[MsrpUri, tuple[bytes, bytes]] = {}  # paths of a 200 to our SEND
         self.failed = False
 
     # -- I/O side -------------------------------------------------------------
@@ -204,6 +207,7 @@ class MsrpConnection:
         self.sessions[local] = remote_path
         self._send_paths.pop(local, None)
         self._answer_paths.pop(local, None)
+        self._echoes.pop(local, None)
 
     def send_message(
         self,
@@ -285,8 +289,48 @@ class MsrpConnection:
             )  # fmt: skip
         if failure_report != "no":
             deadline = now + self.config.transaction_timeout if failure_report == "yes" else None
-            self._outgoing[tid] = _Outgoing(local, message_id, last, deadline, context)
+            echo = self._echo(local, remote)
+            self._outgoing[tid] = _Outgoing(local, message_id, last, deadline, context, echo)
         return tid
+
+    def send_single(
+        self, local: MsrpUri, content_type: str, body: bytes, now: float, *, context: object = None
+    ) -> str:
+        """Queue a whole non-empty message of at most ``chunk_size`` bytes as one SEND.
+
+        The same frame as :meth:`send_chunk` with ``start=1``, ``last=True`` and
+        the default reports, rendered in one step: this is the chat relay's
+        per-recipient copy.  Returns its transaction id.
+        """
+        remote = self._remote(local)
+        size = len(body)
+        if not 0 < size <= self.config.chunk_size:
+            raise MsrpLocalError(f"send_single takes 1..{self.config.chunk_size} bytes")
+        if len(self._outgoing) >= self.config.max_outstanding:
+            raise MsrpLocalError("too many outstanding transactions")
+        paths = self._send_paths.get(local)
+        if paths is None:
+            paths = self._send_paths[local] = _path_lines(remote, (local,))
+        tid = self._fresh_tid(body)
+        message_id = new_ident()
+        raw_tid = tid.encode()
+        self._out += (
+            b"MSRP %s SEND\r\n%sMessage-ID: %s\r\nByte-Range: 1-%d/%d\r\nContent-Type: %s\r\n\r\n"
+            % (raw_tid, paths, message_id.encode(), size, size, content_type.encode()),
+            body,
+            b"\r\n-------%s$\r\n" % raw_tid,
+        )
+        deadline = now + self.config.transaction_timeout
+        echo = self._echo(local, remote)
+        self._outgoing[tid] = _Outgoing(local, message_id, True, deadline, context, echo)
+        return tid
+
+    def _echo(self, local: MsrpUri, remote: Path) -> tuple[bytes, bytes]:
+        """To-Path and From-Path of the plain 200 the next hop answers our SENDs with (§7.2)."""
+        echo = self._echoes.get(local)
+        if echo is None:
+            echo = self._echoes[local] = (str(local).encode(), str(remote[0]).encode())
+        return echo
 
     def send_bind(self, local: MsrpUri, now: float) -> None:
         """The bodiless SEND the active endpoint sends right after connecting (§7.1)."""
@@ -523,6 +567,21 @@ class MsrpConnection:
             b"MSRP %s %03d%s\r\n%s-------%s$\r\n"
             % (tid.encode(), status, _COMMENTS.get(status, b""), paths, tid.encode())
         )
+
+    def _plain_ok(self, tid: bytes, to_path: bytes, from_path: bytes) -> bool:
+        """The parser's ``ok_sink``: a plain 200 to one of our SENDs, recognized byte for byte.
+
+        Anything else (unknown transaction, other paths) is left to the parser's
+        normal path and :meth:`_on_response`, which treat it the same way.
+        """
+        key = tid.decode("ascii")
+        out = self._outgoing.get(key)
+        if out is None or out.echo is None or out.echo != (to_path, from_path):
+            return False
+        del self._outgoing[key]
+        if out.last and self.config.delivered_events and out.message_id not in self._failed:
+            self._events.append(MsrpMessageDelivered(out.local, out.message_id))
+        return True
 
     def _on_response(self, response: MsrpResponse) -> None:
         out = self._outgoing.pop(response.transaction_id, None)

@@ -6,6 +6,14 @@ for ``CRLF "-------" transaction-id flag CRLF``; when a body grows beyond
 ``piece_size`` the parser hands it over in pieces (``complete=False`` with the
 piece's ``body_offset``) so that a large chunk is never held whole.
 
+**Plain 200s.**  A sender sees one ``200 OK`` per chunk it sent, each the
+same but for its transaction id.  With ``ok_sink`` set, consecutive plain
+200s (start line, To-Path, From-Path, end-line, each URI at most 1 KiB) at
+the start of the buffer are offered to it as raw ``(transaction id, To-Path,
+From-Path)`` bytes, without building a :class:`MsrpResponse`; the sink takes
+one (returns True) only when it recognizes every byte of it, otherwise the
+response goes through the normal path below.
+
 **Fast path.**  When a whole, well-formed message is already in the buffer
 (the usual case: a TLS read carries many small messages), it is framed by one
 regular expression and one body search instead of line by line.  The fast
@@ -22,6 +30,7 @@ closing the connection); the parser is then unusable.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from mrf.msrp.errors import MsrpRemoteError
 from mrf.msrp.message import MAX_NON_SEND_BODY, MsrpRequest, MsrpResponse, parse_paths
@@ -38,6 +47,10 @@ _FAST_START = re.compile(
 _FAST_RESPONSE = re.compile(
     rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}) ([0-9]{3})(?: ([^\r\n]*))?\r\n"
     rb"To-Path: ?([^\r\n]*)\r\nFrom-Path: ?([^\r\n]*)\r\n-------\1\$\r\n"
+)
+_PLAIN_OK = re.compile(
+    rb"MSRP ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31}) 200 OK\r\n"
+    rb"To-Path: ([^\r\n]{1,1024})\r\nFrom-Path: ([^\r\n]{1,1024})\r\n-------\1\$\r\n"
 )
 _FAST_HEADERS = re.compile(rb"(?:[A-Za-z0-9_.!%*+`'~][A-Za-z0-9\-_.!%*+`'~]*:[^\r\n]*\r\n)*")
 MAX_START_LINE = 1024
@@ -68,6 +81,7 @@ class MsrpStreamParser:
         self._scanned = 0
         self._offset = 0
         self._broken = False
+        self.ok_sink: Callable[[bytes, bytes, bytes], bool] | None = None
 
     def feed(self, data: bytes) -> list[MsrpRequest | MsrpResponse]:
         """Parse ``data``; returns every message (or body piece) completed by it."""
@@ -88,8 +102,13 @@ class MsrpStreamParser:
     def _step(self, out: list[MsrpRequest | MsrpResponse]) -> bool:
         if self._in_body:
             return self._body(out)
-        if self._tid is None and self.fast and self._fast(out):
-            return True
+        if self._tid is None and self.fast:
+            if self.ok_sink is not None:
+                self._plain_oks()  # then the rest, in this same step: nothing is offered twice
+                if not self._buffer:
+                    return False
+            if self._fast(out):
+                return True
         line = self._line()
         if line is None:
             return False
@@ -104,6 +123,16 @@ class MsrpStreamParser:
         else:
             self._header(line)
         return True
+
+    def _plain_oks(self) -> None:
+        """Hand consecutive plain 200s at the buffer's start to ``ok_sink``."""
+        sink, buffer, match = self.ok_sink, self._buffer, _PLAIN_OK.match
+        assert sink is not None
+        end = 0
+        while (found := match(buffer, end)) is not None and sink(found[1], found[2], found[3]):
+            end = found.end()
+        if end:
+            del buffer[:end]
 
     def _fast(self, out: list[MsrpRequest | MsrpResponse]) -> bool:
         """Frame one whole message at the start of the buffer, or leave it all alone."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from mrf.msrp.connection import MsrpConfig, MsrpConnection
+from mrf.msrp.errors import MsrpLocalError
 from mrf.msrp.events import (
     MsrpDeliveryFailed,
     MsrpMessageAborted,
@@ -196,3 +197,67 @@ def test_a_whole_message_in_one_chunk_is_not_copied_into_storage() -> None:
     (message,) = [e for e in events(receiver) if isinstance(e, MsrpMessageReceived)]
     assert message.reassembly.read(0, 5) == b"whole" and not stored
     assert responses(receiver.data_to_send()) == [200]
+
+
+def test_send_single_writes_the_frame_send_chunk_writes() -> None:
+    sender, receiver = pair()
+    body = "héllo -------x".encode()
+    tid = sender.send_single(A, "message/cpim", body, 0.0)
+    (frame,) = MsrpStreamParser().feed(single := sender.data_to_send())
+    assert isinstance(frame, MsrpRequest) and frame.transaction_id == tid
+    assert bytes(frame) == single and frame.body == body and frame.flag == "$"
+    assert frame.header("Byte-Range") == f"1-{len(body)}/{len(body)}"
+    assert frame.content_type == "message/cpim" and frame.to_path == (B,)
+    receiver.receive_data(single, 0.0)
+    assert [e.reassembly.read(0, len(body)) for e in events(receiver)
+            if isinstance(e, MsrpMessageReceived)] == [body]  # fmt: skip
+    for bad in (b"", b"x" * (MsrpConfig().chunk_size + 1)):
+        try:
+            sender.send_single(A, "message/cpim", bad, 0.0)
+        except MsrpLocalError:
+            continue
+        raise AssertionError("send_single took an empty or oversized body")
+
+
+def test_plain_200s_complete_sends_like_any_response() -> None:
+    """The parser's shortcut for plain 200s changes nothing observable (RFC 4975 §7.2)."""
+    sender, receiver = pair()
+    slow: list[str] = []
+    on_response = sender._on_response
+    sender._on_response = lambda r: (slow.append(r.transaction_id), on_response(r))[1]  # type: ignore[method-assign]
+    for split in (False, True):  # whole, then byte by byte (the line-by-line path)
+        ids = [sender.send_single(A, "message/cpim", b"m%d" % i, 0.0) for i in range(3)]
+        receiver.receive_data(sender.data_to_send(), 0.0)
+        answers = receiver.data_to_send()
+        assert answers.count(b" 200 OK\r\n") == 3
+        for piece in [answers[i : i + 1] for i in range(len(answers))] if split else [answers]:
+            sender.receive_data(piece, 0.0)
+        assert len([e for e in events(sender) if isinstance(e, MsrpMessageDelivered)]) == 3
+        assert sender.get_timer() is None  # no transaction left waiting
+        assert slow == (ids if split else [])
+        slow.clear()
+    # a 200 whose paths are not the ones we sent to goes the long way, with the same result
+    tid = sender.send_single(A, "message/cpim", b"odd", 0.0)
+    sender.data_to_send()
+    odd = f"MSRP {tid} 200 OK\r\nTo-Path: {A}\r\nFrom-Path: msrps://[::1]:9/x;tcp\r\n-------{tid}$\r\n"
+    sender.receive_data(odd.encode(), 0.0)
+    assert sender.get_timer() is None and not sender.failed
+    assert slow == [tid]
+
+
+def test_parser_offers_only_plain_200s_to_the_sink() -> None:
+    offered: list[tuple[bytes, bytes, bytes]] = []
+    parser = MsrpStreamParser()
+    parser.ok_sink = lambda tid, to, frm: offered.append((tid, to, frm)) or tid != b"keep1"
+    ok = "MSRP {0} 200 OK\r\nTo-Path: {1}\r\nFrom-Path: {2}\r\n-------{0}$\r\n"
+    data = (
+        ok.format("take1", A, B) + ok.format("keep1", A, B)  # the sink declines keep1
+        + f"MSRP refu1 403 Forbidden\r\nTo-Path: {A}\r\nFrom-Path: {B}\r\n-------refu1$\r\n"
+    ).encode()  # fmt: skip
+    messages = parser.feed(data)
+    assert [(m.transaction_id, getattr(m, "status", 0)) for m in messages] == [
+        ("keep1", 200),
+        ("refu1", 403),
+    ]
+    assert [o[0] for o in offered] == [b"take1", b"keep1"]
+    assert offered[0][1:] == (str(A).encode(), str(B).encode())
