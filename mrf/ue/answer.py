@@ -97,6 +97,7 @@ class UeAnswerer:
         host, port = self.options.listen
         await self.endpoint.listen_udp(host, port)
         await self.endpoint.listen_tcp(host, port)
+        self.emit({"event": "listening", "address": f"{host}:{port}", "transports": ["udp", "tcp"]})
 
     # -- SipHandler ---------------------------------------------------------------
 

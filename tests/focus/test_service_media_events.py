@@ -96,9 +96,9 @@ def test_matching_fingerprint_keeps_the_call(tmp_path: Path) -> None:
                 assert response.status == 200
                 ack(r, request, response, "udp")
                 await until(lambda: session.keys is not None)
-                await asyncio.sleep(0.1)
+                # keyed by the exporter once the focus has the peer's last flight too
+                await until(lambda: r.focus.calls and r.focus.calls[0].streams[0].suite is not None)
                 assert r.handler.requests == [] and len(r.focus.calls) == 1
-                assert r.focus.calls[0].streams[0].suite is not None  # keyed by the exporter
             finally:
                 transport.close()
 

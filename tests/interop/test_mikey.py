@@ -430,7 +430,9 @@ async def _dial_out(tmp: Path, artifacts: Artifacts, mikey: bool) -> None:
     extra = ("--mikey", "--kms", url, "--kms-key", key) if mikey else ()
     ue = Answerer(artifacts, port, *extra)
     try:
-        await asyncio.sleep(1.0)  # the answerer's listener
+        async with asyncio.timeout(20):  # the answerer's listener
+            while not ue.events("listening") and ue.proc.poll() is None:
+                await asyncio.sleep(0.05)
         call = await server.focus.dialout.dial("conf1", f"{BOB}:{port}")
         assert call.state is CallState.CONNECTED, call.reason
         (entry,) = [e for e in server.focus.roster("conf1") if e["uri"] == BOB]

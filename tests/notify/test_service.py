@@ -129,7 +129,7 @@ def test_expiry_sends_terminated_timeout(tmp_path: Path) -> None:
 
 def test_rate_cap_coalesces_changes(tmp_path: Path) -> None:
     async def main() -> None:
-        async with rig(tmp_path, min_notify_interval=0.6) as r:
+        async with rig(tmp_path, min_notify_interval=2.0) as r:  # wide: loaded machines are slow
             response = await r.subscribe("retro", from_uri=CAROL)
             call_id = response.call_id
             await until(lambda: len(r.subscriber.for_call(call_id)) == 1)
@@ -137,7 +137,7 @@ def test_rate_cap_coalesces_changes(tmp_path: Path) -> None:
             await r.dial_in("retro", BOB)  # both joins inside one interval
             await asyncio.sleep(0.3)
             assert len(r.subscriber.for_call(call_id)) == 1  # held back by the cap
-            await until(lambda: len(r.subscriber.for_call(call_id)) == 2, timeout=3)
+            await until(lambda: len(r.subscriber.for_call(call_id)) == 2, timeout=8)
             await asyncio.sleep(0.8)
             notices = [parse_conference_info(plain(n)) for n in r.subscriber.for_call(call_id)]
             assert len(notices) == 2, "two joins, one coalesced partial NOTIFY"
@@ -228,9 +228,40 @@ def test_join_and_leave_inside_one_interval_still_reported(tmp_path: Path) -> No
             await until(lambda: len(r.subscriber.for_call(call_id)) == 1)
             dialog, _ = await r.dial_in("retro", ALICE)
             await r.hang_up(dialog)
-            await until(lambda: len(r.subscriber.for_call(call_id)) == 2, timeout=3)
+            await until(lambda: len(r.subscriber.for_call(call_id)) == 2, timeout=8)
             notice = parse_conference_info(plain(r.subscriber.for_call(call_id)[1]))
             assert notice.users == {ALICE: "full"}
             assert list(notice.endpoints.values()) == ["disconnected"]
+
+    run(main())
+
+
+def test_changes_inside_the_interval_keep_one_timer_and_send_the_latest_state(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with rig(tmp_path, min_notify_interval=2.0) as r:  # wide: loaded machines are slow
+            response = await r.subscribe("retro", from_uri=CAROL)
+            call_id = response.call_id
+            await until(lambda: len(r.subscriber.for_call(call_id)) == 1)
+            [subscriber] = r.notify.subscribers.values()
+            await until(lambda: subscriber.core.in_flight == 0)
+            await r.dial_in("retro", ALICE)  # a change: the coalesced NOTIFY is armed
+            await until(lambda: subscriber.core.pending_change)
+            timer = subscriber.timer
+            assert timer is not None
+            for _ in range(50):  # a busy conference: every event re-arms the subscription
+                r.notify.conference_changed("retro")
+            assert subscriber.timer is timer and not timer.cancelled()
+            dialog, _ = await r.dial_in("retro", BOB)
+            await r.hang_up(dialog)
+            assert subscriber.timer is timer
+            await until(lambda: len(r.subscriber.for_call(call_id)) == 2, timeout=8)
+            await asyncio.sleep(0.8)
+            notices = [parse_conference_info(plain(n)) for n in r.subscriber.for_call(call_id)]
+            assert len(notices) == 2 and [n.version for n in notices] == [1, 2]
+            assert notices[1].state == "partial" and set(notices[1].users) == {ALICE, BOB}
+            bob = [e for e, user in notices[1].endpoint_users.items() if user == BOB]
+            assert [notices[1].endpoints[e] for e in bob] == ["disconnected"]
 
     run(main())
