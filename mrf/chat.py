@@ -42,6 +42,7 @@ import logging
 import secrets
 import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -438,7 +439,7 @@ class ChatRelay:
             return self._report(sender, event.message_id, event.size, 404)
         # the CPIM wrapper (RFC 7701 §6) is the same for every recipient: built once
         display = f'"{sender.nickname}" ' if sender.nickname else ""
-        stamp = head.header("DateTime") or datetime.datetime.now(datetime.UTC).isoformat()
+        stamp = head.header("DateTime") or _now_stamp()
         prefix = CpimMessage(
             [("From", f"{display}<{sender.identity}>"), ("To", f"<{target}>"),
              ("DateTime", stamp)],
@@ -552,7 +553,18 @@ def _slice(
     return reassembly.read(offset + position - len(prefix), step)
 
 
-@functools.lru_cache(maxsize=4096)
+_stamp: list[tuple[int, str]] = [(0, "")]
+
+
+def _now_stamp() -> str:
+    """CPIM ``DateTime`` (RFC 3862 §4.7, RFC 3339) to the second, formatted once a second."""
+    second = int(time.time())
+    if _stamp[0][0] != second:
+        moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+        _stamp[0] = (second, moment.isoformat())
+    return _stamp[0][1]
+
+
 @functools.lru_cache(maxsize=4096)
 def _aor(value: str) -> str:
     """Identity comparison: ``sip:user@host`` without port or parameters (memoized:

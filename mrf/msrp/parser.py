@@ -147,9 +147,13 @@ class MsrpStreamParser:
         tid = start[1]
         first = line_end + 2  # the header block starts here
         limit = first + self.max_header_size
-        # the first end-line bounds the search for the blank line (no scan far ahead)
-        end_line = buffer.find(b"\r\n-------" + tid, line_end, limit + 9 + len(tid))
-        blank = buffer.find(b"\r\n\r\n", line_end, end_line + 2 if end_line >= 0 else limit)
+        # the first blank line bounds the search for an end-line among the headers, so
+        # that a body is scanned once (by _find_end); "-------" holds no CR, so an
+        # end-line before the blank line always ends before it
+        blank = buffer.find(b"\r\n\r\n", line_end, limit)
+        end_line = buffer.find(
+            b"\r\n-------" + tid, line_end, blank + 2 if blank >= 0 else limit + 9 + len(tid)
+        )
         if end_line >= 0 and (blank < 0 or end_line < blank):  # no body
             head_end = end_line + 2
             flag_at = head_end + 7 + len(tid)
