@@ -90,6 +90,9 @@ def make_context(
     return context
 
 
+_BIO_READ = 262144  # bytes of TLS records taken from the memory BIO per call
+
+
 class SecureChannelApp(Protocol):
     """The protocol above the channel (MSRP, BFCP)."""
 
@@ -223,12 +226,14 @@ class SecureChannel(asyncio.Protocol):
             return
         while True:
             try:
-                data = self._tls.bio_read(262144)
+                data = self._tls.bio_read(_BIO_READ)
             except SSL.WantReadError:
                 return
             if not data:
                 return
             self.transport.write(data)
+            if len(data) < _BIO_READ:  # a memory BIO hands out all it holds: drained
+                return
 
     def _fail(self, reason: str) -> None:
         if self.closed:
