@@ -1,0 +1,1 @@
+"""Security regression suite (issue 10): one test per refusal the product promises."""
