@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.13 python3; do \
 VENV := .venv
 VPY := $(VENV)/bin/python
 PEERS := sip-tester baresip-core linphone-cli tshark kamailio kamailio-tls-modules \
-	libxml2-utils openssl socat iproute2 postgresql chromium libre-dev gcc pkg-config
+	libxml2-utils openssl socat iproute2 postgresql chromium libre-dev gcc pkg-config sqlite3
 PYTEST_ARGS ?=
 
 .PHONY: run test test-fast lint peers bench clean
@@ -25,7 +25,7 @@ run: $(VENV)/.installed
 
 # Debian test peers (../shared/oracles): installed when missing and we are root.
 peers:
-	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint openssl socat ip chromium; do \
+	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint openssl socat ip chromium sqlite3; do \
 	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing initdb(postgresql)"; \
 	for c in gcc pkg-config; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \

@@ -3,7 +3,9 @@
 * :func:`ensure_certificate` makes the server's self-signed certificate once and
   keeps it in ``<data_dir>/tls/``: peers authenticate it by its SDP
   ``a=fingerprint`` (RFC 8122 §5), so it must survive restarts.  An operator may
-  drop in their own ``cert.pem``/``key.pem``; they are used as they are.
+  drop in their own ``cert.pem``/``key.pem`` (docs/operations.md): the pair is
+  checked at start (both files present, key matches certificate, within its
+  validity period) and then used as it is; a lone file is never overwritten.
 * :func:`certificate_fingerprint` gives the RFC 8122 §5 fingerprint value.
 * :func:`server_ssl_context` / :func:`client_ssl_context`: TLS 1.2 or later,
   forward-secret AEAD suites only (no NULL, no CBC, no static RSA).
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
 VALIDITY = datetime.timedelta(days=3650)
+EXPIRY_WARNING = datetime.timedelta(days=30)  # a warning at start when less is left
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 # RFC 8122 §5 hash-func names (IANA "Hash Function Textual Names"); MD2/MD5 are forbidden.
 FINGERPRINT_HASHES = {
@@ -51,13 +54,20 @@ def ensure_certificate(data_dir: Path) -> tuple[Path, Path]:
 
     EC P-256, self-signed, CN ``127.0.0.1``, SAN 127.0.0.1, ::1 and localhost,
     valid 10 years; the key file is mode 0600.  Existing files are checked
-    (parseable, key matches certificate) and reused.
+    (parseable, key matches certificate, valid now) and reused.  Only one of
+    the two files present is an error too: the other is not regenerated over it.
     """
     directory = Path(data_dir) / "tls"
     cert_path, key_path = directory / CERT_FILE, directory / KEY_FILE
     if cert_path.exists() and key_path.exists():
         _check_pair(cert_path, key_path)
         return cert_path, key_path
+    for present, missing in ((cert_path, key_path), (key_path, cert_path)):
+        if present.exists():
+            raise TlsError(
+                f"{present} exists without {missing}: put the matching file there, "
+                "or remove both to have a new self-signed certificate made"
+            )
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = _self_signed(key)
@@ -127,6 +137,18 @@ def _check_pair(cert_path: Path, key_path: Path) -> None:
     public = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if key.public_key().public_bytes(*public) != certificate.public_key().public_bytes(*public):
         raise TlsError(f"{key_path} does not match {cert_path}")
+    _check_validity(cert_path, certificate, datetime.datetime.now(datetime.UTC))
+
+
+def _check_validity(path: Path, certificate: x509.Certificate, now: datetime.datetime) -> None:
+    """Refuse a certificate outside its validity period; warn 30 days before it ends."""
+    start, end = certificate.not_valid_before_utc, certificate.not_valid_after_utc
+    if now < start:
+        raise TlsError(f"{path} is not valid before {start:%Y-%m-%d %H:%M} UTC")
+    if now > end:
+        raise TlsError(f"{path} expired on {end:%Y-%m-%d %H:%M} UTC")
+    if end - now < EXPIRY_WARNING:
+        logger.warning("TLS certificate %s expires on %s UTC", path, f"{end:%Y-%m-%d %H:%M}")
 
 
 def certificate_fingerprint(certificate: bytes | str, hash: str = "sha-256") -> str:

@@ -212,7 +212,9 @@ class SdpCrypto:
     def parse(cls, value: str) -> SdpCrypto:
         parts = _WSP_RE.split(value.strip(" \t"))
         if len(parts) < 3 or len(parts) > 3 + _MAX_SESSION_PARAMS:
-            raise _bad(f"invalid crypto attribute: {value[:80]!r}")
+            # never quote the value: it holds the key, and errors reach the log
+            most = 3 + _MAX_SESSION_PARAMS
+            raise _bad(f"invalid crypto attribute: {len(parts)} fields, 3..{most} allowed")
         tag_text, suite, key_text, *params = parts
         tag = parse_number(tag_text, "crypto tag", max_digits=9)
         if not _NAME_RE.fullmatch(suite):

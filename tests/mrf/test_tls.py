@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import logging
 import ssl
 import stat
 import warnings
@@ -10,7 +12,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from mrf.tls import (
@@ -77,12 +80,86 @@ def test_certificate_is_persisted_and_reused(pair: tuple[Path, Path], tmp_path: 
     assert (pair[0].read_bytes(), pair[1].read_bytes()) == before
 
 
-def test_missing_key_regenerates_both(pair: tuple[Path, Path], tmp_path: Path) -> None:
-    old = pair[0].read_bytes()
-    pair[1].unlink()
-    ensure_certificate(tmp_path)
-    assert pair[0].read_bytes() != old
+def test_a_lone_certificate_or_key_is_refused_never_overwritten(
+    pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    cert, key = pair
+    kept = key.read_bytes()
+    cert.unlink()
+    with pytest.raises(TlsError, match="key.pem exists without .*cert.pem"):
+        ensure_certificate(tmp_path)
+    assert key.read_bytes() == kept and not cert.exists()
+    ensure_certificate(tmp_path / "other")[0].replace(cert)  # an operator's cert, no key
+    kept = cert.read_bytes()
+    key.unlink()
+    with pytest.raises(TlsError, match="cert.pem exists without .*key.pem"):
+        ensure_certificate(tmp_path)
+    assert cert.read_bytes() == kept and not key.exists()
+    cert.unlink()  # both gone: a new pair is made
+    assert ensure_certificate(tmp_path) == pair
     server_ssl_context(*pair)  # the new pair matches
+
+
+def _operator_pair(
+    directory: Path, not_before: datetime.datetime, not_after: datetime.datetime
+) -> tuple[Path, Path]:
+    """An operator's own pair in ``directory/tls``: RSA, CN conference.example.net."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "conference.example.net")])
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(not_before).not_valid_after(not_after)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (directory / "tls").mkdir(parents=True)
+    cert, key_file = directory / "tls" / "cert.pem", directory / "tls" / "key.pem"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key_file
+
+
+def test_an_operator_pair_is_used_as_it_is(tmp_path: Path) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    pair = _operator_pair(
+        tmp_path, now - datetime.timedelta(days=1), now + datetime.timedelta(days=90)
+    )
+    before = pair[0].read_bytes(), pair[1].read_bytes()
+    assert ensure_certificate(tmp_path) == pair
+    assert (pair[0].read_bytes(), pair[1].read_bytes()) == before
+    server, client = handshake(server_ssl_context(*pair), client_ssl_context())
+    assert certificate_fingerprint(client.getpeercert(True)) == certificate_fingerprint(before[0])
+
+
+def test_expired_or_future_certificates_are_refused(tmp_path: Path) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    day = datetime.timedelta(days=1)
+    _operator_pair(tmp_path / "old", now - 400 * day, now - day)
+    with pytest.raises(TlsError, match=r"cert\.pem expired on \d{4}-\d\d-\d\d"):
+        ensure_certificate(tmp_path / "old")
+    _operator_pair(tmp_path / "new", now + day, now + 400 * day)
+    with pytest.raises(TlsError, match=r"cert\.pem is not valid before \d{4}-"):
+        ensure_certificate(tmp_path / "new")
+
+
+def test_a_certificate_near_its_end_is_used_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = datetime.datetime.now(datetime.UTC)
+    _operator_pair(tmp_path, now - datetime.timedelta(days=300), now + datetime.timedelta(days=10))
+    with caplog.at_level(logging.WARNING, logger="mrf.tls"):
+        ensure_certificate(tmp_path)
+    assert [r.getMessage() for r in caplog.records if "expires on" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="mrf.tls"):
+        ensure_certificate(tmp_path / "fresh")  # ten years left: no warning
+    assert not [r for r in caplog.records if "expires on" in r.getMessage()]
 
 
 def test_mismatched_or_corrupt_files_are_reported(tmp_path: Path) -> None:

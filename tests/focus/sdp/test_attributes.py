@@ -209,6 +209,7 @@ def test_crypto_invalid(line: str) -> None:
     with pytest.raises(SdpRemoteError) as info:
         SdpCrypto.parse(line)
     assert info.value.status == 400
+    assert KEY40[:16] not in str(info.value)  # the reason is logged: never the key
 
 
 def test_crypto_tab_separated_and_duplicate_tags() -> None:
