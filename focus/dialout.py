@@ -122,6 +122,7 @@ class FocusDialOut:
         self.pending: dict[str, FocusCall] = {}
         self.failed: deque[FocusCall] = deque(maxlen=self.config.failed_kept)
         self._tasks: set[asyncio.Task[FocusCall]] = set()
+        self._inviting: dict[str, tuple[SipRequest, SipEndpoint]] = {}  # by Call-ID
         focus.dialout = self
         focus.register_method("REFER", self.handle_refer)
 
@@ -265,6 +266,7 @@ class FocusDialOut:
         pending = asyncio.ensure_future(
             endpoint.request(invite, call.peer, on_provisional=provisional)
         )
+        self._inviting[invite.call_id] = (invite, endpoint)
         try:
             return await asyncio.wait_for(asyncio.shield(pending), self.config.ring_timeout)
         except TimeoutError:
@@ -273,6 +275,8 @@ class FocusDialOut:
             call.reason = f"408 {exc}"
             pending.cancel()
             return None
+        finally:
+            self._inviting.pop(invite.call_id, None)
         try:
             final = await asyncio.wait_for(pending, self.config.cancel_timeout)
         except (TimeoutError, SipError):
@@ -480,7 +484,13 @@ class FocusDialOut:
         return response.status
 
     async def close(self) -> None:
+        """Shutdown: CANCEL what is still ringing (§9.1: nobody is left with a phone
+        ringing for a conference that is gone), waiting up to ``cancel_timeout``."""
+        cancels = [endpoint.cancel(invite) for invite, endpoint in self._inviting.values()]
         for task in list(self._tasks):
             task.cancel()
+        sent = [task for task in cancels if task is not None]
+        if sent:
+            await asyncio.wait(sent, timeout=self.config.cancel_timeout)
         for call in list(self.pending.values()):
             self._fail(call, "shutdown")

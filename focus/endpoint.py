@@ -239,13 +239,17 @@ class SipEndpoint:
         self._pump()
         return await future
 
-    def cancel(self, invite: SipRequest) -> None:
-        """CANCEL a pending INVITE we sent (§9.1); the INVITE then gets a 487."""
+    def cancel(self, invite: SipRequest) -> asyncio.Task[SipResponse] | None:
+        """CANCEL a pending INVITE we sent (§9.1); the INVITE then gets a 487.
+
+        Returns the CANCEL's own transaction (None when the INVITE is over).
+        """
         client = self._clients.get(client_key(invite))
         if client is None or client.future.done():
-            return
+            return None
         task = asyncio.ensure_future(self.request(cancel_request(invite), client.dest))
         self._track(task, None)
+        return task
 
     def send_ack(self, ack: SipRequest, dest: SipAddress) -> None:
         """Send the ACK for a 2xx (no transaction, §13.2.2.4); re-sent on 2xx retransmits."""

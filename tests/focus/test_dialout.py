@@ -207,6 +207,18 @@ def test_ring_timeout_cancels(tmp_path: Path) -> None:
     run(main)
 
 
+def test_shutdown_cancels_a_ringing_dial_out(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with rig(tmp_path, mode="ring", ring_timeout=20) as r:
+            call = r.dialout.start("retro", r.bob)
+            await until(lambda: call.state == "ringing")
+            await r.dialout.close()  # what mrf serve does first when it stops
+            assert r.participant.methods() == ["INVITE", "CANCEL"]
+            assert call.state == "failed" and "shutdown" in (call.reason or "")
+
+    run(main)
+
+
 @pytest.mark.parametrize("asserted", [None, "sip:mallory@127.0.0.1", "sip:dave@127.0.0.1"])
 def test_retargeted_answer_is_dropped_without_media(tmp_path: Path, asserted: str | None) -> None:
     async def main() -> None:
