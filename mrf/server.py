@@ -121,13 +121,6 @@ async def start(settings: Settings) -> Server:
     notify = NotifyService(focus, notify_config(settings.notify))  # SUBSCRIBE/NOTIFY, conference
     notify.start()
     try:
-        sip = settings.sip
-        for address in (
-            await endpoint.listen_udp(sip.host, sip.port),
-            await endpoint.listen_tcp(sip.host, sip.port),
-            await endpoint.listen_tls(sip.host, sip.tls_port, tls_context),
-        ):
-            logger.info("SIP listening on %s %s:%d", address.transport, address.host, address.port)
         focus.chat = chat = await start_chat_relay(
             settings.media.host, settings.msrp.port, cert, key,
             keylog_filename=settings.tls.keylog_file,
@@ -169,6 +162,15 @@ async def start(settings: Settings) -> Server:
         raise OSError(str(exc)) from exc
     try:
         server.web = await start_web(settings, server)
+        # SIP last: a call that arrives during the start gets the whole service
+        # (chat, floor control, MIKEY), never an answer missing what is not wired yet
+        sip = settings.sip
+        for address in (
+            await endpoint.listen_udp(sip.host, sip.port),
+            await endpoint.listen_tcp(sip.host, sip.port),
+            await endpoint.listen_tls(sip.host, sip.tls_port, tls_context),
+        ):
+            logger.info("SIP listening on %s %s:%d", address.transport, address.host, address.port)
     except (OSError, StoreError):
         await server.close()
         raise
