@@ -30,6 +30,7 @@ that comes back in :class:`MsrpDeliveryFailed`.
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -88,6 +89,12 @@ class _Outgoing:
     echo: tuple[bytes, bytes] | None = None  # To-Path, From-Path of its plain 200
 
 
+_CANONICAL_SEND = re.compile(  # the header block of a usual whole SEND, byte for byte
+    rb"To-Path: (\S{1,1024})\r\nFrom-Path: (\S{1,1024})\r\n"
+    rb"Message-ID: ([A-Za-z0-9][A-Za-z0-9.\-+%=]{3,31})\r\n"
+    rb"Byte-Range: 1-([1-9][0-9]{0,9})/([1-9][0-9]{0,9})\r\n"
+    rb"Content-Type: ([\x21-\x7e](?:[\x20-\x7e]{0,126}[\x21-\x7e])?)\r\n"
+)
 _COMMENTS = {int(status): f" {status.comment}".encode() for status in MsrpStatus}
 _MAX_TYPE_CACHE = 64
 _CLEAN_BODY: list[object] = [None]  # the last body known to hold no "-------" at all
@@ -131,6 +138,7 @@ class MsrpConnection:
         self._storage_factory = storage_factory
         self._parser = MsrpStreamParser(piece_size=self.config.piece_size)
         self._parser.ok_sink = self._plain_ok
+        self._parser.send_sink = self._whole_send
         self._events: deque[MsrpEvent] = deque()
         self._out: list[bytes] = []
         self.sessions: dict[MsrpUri, Path] = {}
@@ -142,6 +150,8 @@ class MsrpConnection:
         self._send_paths: dict[MsrpUri, bytes] = {}  # To-Path/From-Path lines of our SENDs
         self._answer_paths: dict[MsrpUri, bytes] = {}  # ... of our responses
         self._echoes: dict[MsrpUri, tuple[bytes, bytes]] = {}  # paths of a 200 to our SEND
+        self._bound_paths: dict[bytes, tuple[MsrpUri, bytes]] = {}  # To-Path -> (session, From)
+        self._single: dict[MsrpUri, tuple[bytes, tuple[bytes, bytes]]] = {}  # of send_single
         self.failed = False
 
     # -- I/O side -------------------------------------------------------------
@@ -208,6 +218,8 @@ class MsrpConnection:
         self._send_paths.pop(local, None)
         self._answer_paths.pop(local, None)
         self._echoes.pop(local, None)
+        self._single.pop(local, None)
+        self._bound_paths[str(local).encode()] = (local, " ".join(map(str, remote_path)).encode())
 
     def send_message(
         self,
@@ -300,29 +312,29 @@ class MsrpConnection:
 
         The same frame as :meth:`send_chunk` with ``start=1``, ``last=True`` and
         the default reports, rendered in one step: this is the chat relay's
-        per-recipient copy.  Returns its transaction id.
+        per-recipient copy.  Its transaction id, fresh and random, is also its
+        Message-ID (a one-chunk message needs no other, §7.1); returns it.
         """
-        remote = self._remote(local)
+        single = self._single.get(local)
+        if single is None:  # path lines and the expected 200's paths, once per session
+            remote = self._remote(local)
+            single = (_path_lines(remote, (local,)), self._echo(local, remote))
+            self._single[local] = single
         size = len(body)
         if not 0 < size <= self.config.chunk_size:
             raise MsrpLocalError(f"send_single takes 1..{self.config.chunk_size} bytes")
         if len(self._outgoing) >= self.config.max_outstanding:
             raise MsrpLocalError("too many outstanding transactions")
-        paths = self._send_paths.get(local)
-        if paths is None:
-            paths = self._send_paths[local] = _path_lines(remote, (local,))
         tid = self._fresh_tid(body)
-        message_id = new_ident()
         raw_tid = tid.encode()
         self._out += (
             b"MSRP %s SEND\r\n%sMessage-ID: %s\r\nByte-Range: 1-%d/%d\r\nContent-Type: %s\r\n\r\n"
-            % (raw_tid, paths, message_id.encode(), size, size, content_type.encode()),
+            % (raw_tid, single[0], raw_tid, size, size, content_type.encode()),
             body,
             b"\r\n-------%s$\r\n" % raw_tid,
         )
         deadline = now + self.config.transaction_timeout
-        echo = self._echo(local, remote)
-        self._outgoing[tid] = _Outgoing(local, message_id, True, deadline, context, echo)
+        self._outgoing[tid] = _Outgoing(local, tid, True, deadline, context, single[1])
         return tid
 
     def _echo(self, local: MsrpUri, remote: Path) -> tuple[bytes, bytes]:
@@ -581,6 +593,47 @@ class MsrpConnection:
         del self._outgoing[key]
         if out.last and self.config.delivered_events and out.message_id not in self._failed:
             self._events.append(MsrpMessageDelivered(out.local, out.message_id))
+        return True
+
+    def _whole_send(self, tid: bytes, head: bytes, body: bytes) -> bool:
+        """The parser's ``send_sink``: a whole message in one SEND, in the usual form.
+
+        Taken only when every byte is what the normal path would accept the same
+        way: To-Path names a bound session and From-Path is its peer's path as
+        bound, written as we write them; ``Byte-Range: 1-N/N`` with N the body's
+        size, within ``a=max-size``; a content type already accepted on this
+        connection; no report headers.  Then it is answered 200 and delivered as
+        :meth:`_on_send` would; anything else is left to it (errors included).
+        """
+        match = _CANONICAL_SEND.fullmatch(head)
+        if match is None:
+            return False
+        bound = self._bound_paths.get(match[1])
+        size = len(body)
+        if bound is None or bound[1] != match[2] or size > self.config.max_message_size:
+            return False
+        if int(match[4]) != size or int(match[5]) != size:
+            return False
+        local = bound[0]
+        content_type, message_id = match[6].decode("ascii"), match[3].decode("ascii")
+        if (
+            self._accepted_types.get(content_type) is not True
+            or len(self._incoming) >= self.config.max_incomplete
+            or (local, message_id) in self._incoming
+        ):
+            return False
+        request_tid = tid.decode("ascii")
+        if request_tid in self._chunk_error:
+            return False
+        remote = self.sessions[local]
+        self._respond(request_tid, local, remote, 200)
+        reassembly = MsrpReassembly.whole(
+            message_id, body, self.config.max_message_size,
+            content_type=content_type, declared_total=size,
+        )  # fmt: skip
+        self._events.append(
+            MsrpMessageReceived(local, remote, message_id, content_type, size, reassembly, "yes")
+        )
         return True
 
     def _on_response(self, response: MsrpResponse) -> None:

@@ -6,6 +6,10 @@ for ``CRLF "-------" transaction-id flag CRLF``; when a body grows beyond
 ``piece_size`` the parser hands it over in pieces (``complete=False`` with the
 piece's ``body_offset``) so that a large chunk is never held whole.
 
+Both sinks below act during :meth:`feed`, so they are offered a message only
+while :meth:`feed` has returned nothing before it in this call: what they take
+is never handled ahead of a message that came first.
+
 **Plain 200s.**  A sender sees one ``200 OK`` per chunk it sent, each the
 same but for its transaction id.  With ``ok_sink`` set, consecutive plain
 200s (start line, To-Path, From-Path, end-line, each URI at most 1 KiB) at
@@ -13,6 +17,11 @@ the start of the buffer are offered to it as raw ``(transaction id, To-Path,
 From-Path)`` bytes, without building a :class:`MsrpResponse`; the sink takes
 one (returns True) only when it recognizes every byte of it, otherwise the
 response goes through the normal path below.
+
+**Whole SENDs.**  With ``send_sink`` set, a SEND framed whole by the fast
+path below, with a body and the ``$`` flag, is first offered to it as raw
+``(transaction id, header block, body)``; the sink takes it (returns True)
+only when it can handle it exactly as the normal path would.
 
 **Fast path.**  When a whole, well-formed message is already in the buffer
 (the usual case: a TLS read carries many small messages), it is framed by one
@@ -82,6 +91,7 @@ class MsrpStreamParser:
         self._offset = 0
         self._broken = False
         self.ok_sink: Callable[[bytes, bytes, bytes], bool] | None = None
+        self.send_sink: Callable[[bytes, bytes, bytes], bool] | None = None
 
     def feed(self, data: bytes) -> list[MsrpRequest | MsrpResponse]:
         """Parse ``data``; returns every message (or body piece) completed by it."""
@@ -103,12 +113,17 @@ class MsrpStreamParser:
         if self._in_body:
             return self._body(out)
         if self._tid is None and self.fast:
-            if self.ok_sink is not None:
+            if self.ok_sink is not None and not out:  # sinks never overtake a message
                 self._plain_oks()  # then the rest, in this same step: nothing is offered twice
                 if not self._buffer:
                     return False
-            if self._fast(out):
-                return True
+            framed = self._fast(out)
+            if framed is not None:
+                if framed:
+                    return True
+            elif len(self._buffer) < self.piece_size:
+                return False  # the rest of a message the fast path will take whole
+
         line = self._line()
         if line is None:
             return False
@@ -134,14 +149,21 @@ class MsrpStreamParser:
         if end:
             del buffer[:end]
 
-    def _fast(self, out: list[MsrpRequest | MsrpResponse]) -> bool:
-        """Frame one whole message at the start of the buffer, or leave it all alone."""
+    def _fast(self, out: list[MsrpRequest | MsrpResponse]) -> bool | None:
+        """Frame one whole message at the start of the buffer, or leave it all alone.
+
+        None: the buffer holds the beginning of a message that looks usual so far;
+        rather than starting it line by line, :meth:`_step` waits for the rest
+        (up to ``piece_size`` bytes: a larger one is streamed line by line).
+        """
         buffer = self._buffer
         response = _FAST_RESPONSE.match(buffer)
         if response is not None and self._fast_response(response, out):
             return True
         line_end = buffer.find(b"\r\n", 0, MAX_START_LINE + 2)
-        start = _FAST_START.fullmatch(buffer, 0, line_end) if line_end > 0 else None
+        if line_end < 0:
+            return None if len(buffer) < MAX_START_LINE + 2 else False
+        start = _FAST_START.fullmatch(buffer, 0, line_end)
         if start is None:
             return False
         tid = start[1]
@@ -157,17 +179,30 @@ class MsrpStreamParser:
         if end_line >= 0 and (blank < 0 or end_line < blank):  # no body
             head_end = end_line + 2
             flag_at = head_end + 7 + len(tid)
+            if len(buffer) < flag_at + 3:
+                return None
             flag = bytes(buffer[flag_at : flag_at + 1])
-            if not flag or flag not in b"$+#" or buffer[flag_at + 1 : flag_at + 3] != b"\r\n":
+            if flag not in b"$+#" or buffer[flag_at + 1 : flag_at + 3] != b"\r\n":
                 return False
             end = flag_at + 3
         elif blank >= 0:
             head_end, flag = blank + 2, b""
             end = 0
-        else:
-            return False
+        else:  # the header block is not complete yet
+            return None
         if (end if end else head_end + 2) - first > self.max_header_size:
             return False  # as counted line by line: headers and the end-line or blank line
+        found = None
+        if not flag and start[2] == b"SEND" and self.send_sink is not None and not out:
+            found = self._find_end(tid, head_end + 2)
+            if found is None:
+                return None
+            body_end, flag_text, end = found
+            if flag_text == "$" and self.send_sink(
+                tid, bytes(buffer[first:head_end]), bytes(buffer[head_end + 2 : body_end])
+            ):
+                del buffer[:end]
+                return True
         if _FAST_HEADERS.fullmatch(buffer, first, head_end) is None:
             return False
         try:
@@ -188,9 +223,9 @@ class MsrpStreamParser:
         if not flag:  # a blank line: a body follows
             if method is None or not has_type:
                 return False
-            found = self._find_end(tid, head_end + 2)
+            found = found or self._find_end(tid, head_end + 2)
             if found is None:
-                return False
+                return None
             body_end, flag_text, end = found
             body = bytes(buffer[head_end + 2 : body_end])
         else:

@@ -94,4 +94,4 @@ def test_fast_path_is_taken_for_whole_messages() -> None:
     parser._line = counting_line  # type: ignore[method-assign]
     messages = parser.feed(STREAM)
     assert len(messages) == 7 and not parser._buffer
-    assert lines == [None]  # the line-by-line path only looked at the empty rest
+    assert lines == []  # the line-by-line path was never needed
