@@ -18,7 +18,11 @@ The RSS and open file descriptors (``/proc/<pid>/fd``) of ``mrf serve`` are
 sampled every ``--sample-interval`` seconds; the RSS trend is the
 least-squares slope over the second half of the run.  Reported: failed
 calls, set-up time (INVITE to 200, sipp ``-trace_rtt``) p50/p99/max, chat
-deliveries, floor grants, NOTIFYs received, RSS and fds at start and end.
+deliveries, floor grants, NOTIFYs received, RSS and fds at start and end,
+and the CPU seconds spent during the load (``/proc/<pid>/stat``; sipp's from
+``wait4``) by ``mrf serve``, by the load generators (sipp, the chatters, the
+subscriber helper, this script) and by everything else on the machine, so a
+failed run shows whether the server or the machine ran out of CPU.
 Exit status 0 when no call failed, every chat message reached every other
 chatter, every floor requester was granted at least once, every subscriber
 stayed subscribed and got protected NOTIFYs, fds returned to the baseline
@@ -36,6 +40,7 @@ import argparse
 import asyncio
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -93,6 +98,75 @@ class Sampler(threading.Thread):
     def stop(self) -> None:
         self._done.set()
         self.join(5)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live (or not yet reaped) process, 0.0 once gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (proc(5) 14, 15)
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, every core (``/proc/stat``)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks) - idle) / CLOCK_TICKS, sum(ticks) / CLOCK_TICKS
+
+
+class CpuAccount:
+    """CPU seconds used during the load by the server, each kind of load generator, the machine.
+
+    sipp exits at the end of the load: :meth:`reap` waits for it with ``wait4`` and
+    keeps its resource usage; the others are read from ``/proc`` at :meth:`stop`.
+    """
+
+    def __init__(self, server: int, chatters: list[int], subscribers: int) -> None:
+        self.pids = {"server": [server], "chatters": chatters, "subscribers": [subscribers],
+                     "soak": [os.getpid()]}  # fmt: skip
+        self.start = {kind: sum(cpu_seconds(p) for p in pids) for kind, pids in self.pids.items()}
+        self.busy0, self.total0 = machine_busy_seconds()
+        self.began = time.monotonic()
+        self.sipp = 0.0
+        self.used: dict[str, float] = {}
+
+    def reap(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
+        """Wait for one sipp (killed after ``timeout``), adding its CPU seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                self.sipp += usage.ru_utime + usage.ru_stime
+                return
+            if time.monotonic() > deadline:
+                proc.kill()
+                deadline = float("inf")
+            time.sleep(0.1)
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds per kind, the wall time and the machine's busy share (every core)."""
+        wall = time.monotonic() - self.began
+        busy, total = machine_busy_seconds()
+        used = {kind: sum(cpu_seconds(p) for p in pids) - self.start[kind]
+                for kind, pids in self.pids.items()}  # fmt: skip
+        used["sipp"] = self.sipp
+        ours = sum(used.values())
+        machine = busy - self.busy0
+        self.used = {
+            **{f"{kind}_cpu_s": round(value, 1) for kind, value in used.items()},
+            "wall_s": round(wall, 1), "cores": os.cpu_count() or 1,
+            "server_cpu_percent": round(100 * used["server"] / wall, 1),
+            "generators_cpu_percent": round(100 * (ours - used["server"]) / wall, 1),
+            "machine_busy_percent": round(100 * machine / (total - self.total0) , 1),
+            "others_cpu_s": round(max(0.0, machine - ours), 1),
+        }  # fmt: skip
+        return self.used
 
 
 def rss_slope(samples: list[Usage]) -> float:
@@ -374,6 +448,7 @@ def main() -> int:
     per_conference = options.rate / len(names)
     sipps = [start_sipp(server, workdir, n, per_conference, options.seconds, options.hold_ms)
              for n in names]  # fmt: skip
+    cpu = CpuAccount(pid, [c.proc.pid for c in chatters], subscribers.proc.pid)
     began = time.monotonic()
     while time.monotonic() - began < options.seconds:
         for chatter in chatters:
@@ -381,11 +456,8 @@ def main() -> int:
             chatter.toggle_floor()
         time.sleep(options.chat_interval)
     for sipp in sipps:
-        try:
-            sipp.wait(options.seconds + 180)
-        except subprocess.TimeoutExpired:
-            sipp.kill()
-            sipp.wait(5)
+        cpu.reap(sipp, max(5.0, began + options.seconds + 180 - time.monotonic()))
+    usage = cpu.stop()
     time.sleep(2)  # the last calls end, the last chat messages arrive
     sampler.stop()
     samples = [*sampler.samples, Usage.of(pid, time.monotonic() - sampler.began)]
@@ -394,7 +466,7 @@ def main() -> int:
             chatter.toggle_floor()  # release a floor still held
         chatter.finish()
     summary = subscribers.finish()
-    return report(options, workdir, server, names, chatters, sipps, samples, summary)
+    return report(options, workdir, server, names, chatters, sipps, samples, summary, usage)
 
 
 def chat_and_floor(chatters: list[Chatter]) -> dict[str, int]:
@@ -420,7 +492,7 @@ def chat_and_floor(chatters: list[Chatter]) -> dict[str, int]:
 def report(
     options: argparse.Namespace, workdir: Path, server: MrfServer, names: list[str],
     chatters: list[Chatter], sipps: list[subprocess.Popen[bytes]], samples: list[Usage],
-    subscribers: dict[str, Any],
+    subscribers: dict[str, Any], cpu: dict[str, float],
 ) -> int:  # fmt: skip
     rows = [last_row(workdir / f"{name}.csv") for name in names]
     times = setup_times(workdir, names)
@@ -436,7 +508,7 @@ def report(
         "rss_start_kib": start.rss_kib, "rss_end_kib": end.rss_kib,
         "rss_max_kib": max(s.rss_kib for s in samples), "rss_slope_kib_per_min": rss_slope(samples),
         "fds_start": start.fds, "fds_end": end.fds, "fds_max": max(s.fds for s in samples),
-        "samples": [asdict(s) for s in samples],
+        "cpu": cpu, "samples": [asdict(s) for s in samples],
         "tracebacks": server.log_text().count("Traceback (most recent call last)"),
     }  # fmt: skip
     server.stop()
@@ -453,6 +525,14 @@ def report(
     print(f"mrf serve RSS {start.rss_kib} -> {end.rss_kib} KiB (max {n['rss_max_kib']}, "
           f"slope {n['rss_slope_kib_per_min']:+.0f} KiB/min over the second half), "
           f"fds {start.fds} -> {end.fds} (max {n['fds_max']})")  # fmt: skip
+    print(
+        f"CPU over {cpu['wall_s']} s of load on {cpu['cores']} cores: mrf serve "
+        f"{cpu['server_cpu_s']} s ({cpu['server_cpu_percent']}% of one core); generators: "
+        f"sipp {cpu['sipp_cpu_s']} s, chatters {cpu['chatters_cpu_s']} s, subscribers "
+        f"{cpu['subscribers_cpu_s']} s, soak.py {cpu['soak_cpu_s']} s "
+        f"({cpu['generators_cpu_percent']}% of one core); machine "
+        f"{cpu['machine_busy_percent']}% busy, {cpu['others_cpu_s']} s by other processes"
+    )
     print(f"tracebacks in the server log: {n['tracebacks']}")
     if options.json:
         options.json.write_text(json.dumps(numbers, indent=1))

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import ssl
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+MAX_DATAGRAMS_PER_EVENT = 16  # UDP messages read per readiness event (SipDatagramProtocol)
+MAX_DATAGRAM_SIZE = 65536  # larger than any UDP payload: a datagram is never truncated
 MAX_CONNECTIONS_PER_SOURCE = 128  # incoming + outgoing TCP/TLS connections per remote host
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds (asyncio's own default is 60)
 
@@ -58,13 +62,47 @@ class SipTransportOwner(Protocol):
 
 
 class SipDatagramProtocol(asyncio.DatagramProtocol):
-    """The UDP socket: every datagram goes to the owner (§18.1.2, §18.2.1)."""
+    """The UDP socket: every datagram goes to the owner (§18.1.2, §18.2.1).
 
-    def __init__(self, owner: SipTransportOwner) -> None:
+    asyncio reads one datagram per readiness event, so a loop iteration made
+    long by other work (the media mixers' ticks) caps the SIP rate at one
+    message per iteration and the socket's receive buffer overflows under load
+    (requests, ACKs and their retransmissions dropped).  After each datagram
+    the protocol therefore drains what is already queued, at most
+    ``max_batch`` datagrams per event, through a duplicate of the socket.
+    """
+
+    def __init__(self, owner: SipTransportOwner, max_batch: int = MAX_DATAGRAMS_PER_EVENT) -> None:
         self._owner = owner
+        self.max_batch = max_batch
+        self._drain: socket.socket | None = None
+        self._transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and self.max_batch > 1:
+            self._drain = socket.socket(sock.family, sock.type, sock.proto, os.dup(sock.fileno()))
+            self._drain.setblocking(False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._drain is not None:
+            self._drain.close()
+            self._drain = None
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         self._owner.datagram_received(data, SipAddress("udp", str(addr[0]), addr[1]))
+        for _ in range(self.max_batch - 1):
+            if self._drain is None or self._transport is None or self._transport.is_closing():
+                return  # closed by the owner meanwhile
+            try:
+                data, addr = self._drain.recvfrom(MAX_DATAGRAM_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error queued on the socket
+                self.error_received(exc)
+                continue
+            self._owner.datagram_received(data, SipAddress("udp", str(addr[0]), addr[1]))
 
     def error_received(self, exc: Exception) -> None:
         logger.debug("udp error: %s", exc)  # ICMP errors: nothing to recover

@@ -126,10 +126,17 @@ class NotifySender:
                 self._arm(subscriber)
 
     def _arm(self, subscriber: NotifySubscriber) -> None:
+        """(Re)schedule the subscription's timer; one already due then is kept as it is.
+
+        Every focus event of the conference re-arms each subscription: while a
+        coalesced NOTIFY is pending its deadline does not move, so the timer stays.
+        """
+        when = subscriber.core.get_timer()
         if subscriber.timer is not None:
+            if when is not None and subscriber.timer.when() == when:
+                return
             subscriber.timer.cancel()
             subscriber.timer = None
-        when = subscriber.core.get_timer()
         if when is None:
             return
         loop = asyncio.get_running_loop()

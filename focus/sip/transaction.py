@@ -204,6 +204,8 @@ def response_address(via: SipVia, source: SipAddress) -> SipAddress:
 
 
 def _same_host(sent_by: str, source: str) -> bool:
+    if sent_by == source:  # the usual case, without parsing (``source`` is an IP address)
+        return True
     try:
         return ipaddress.ip_address(sent_by) == ipaddress.ip_address(source)
     except ValueError:

@@ -116,6 +116,7 @@ class G711Codec:
     """PCMU or PCMA with NumPy lookup tables; encode allocates no per-sample objects."""
 
     sample_rate = clock_rate = 8000
+    stateless = True  # a frame's payload depends on that frame only: the mixer may share it
 
     def __init__(self, name: str) -> None:
         upper = name.upper()

@@ -12,6 +12,9 @@ tick (20 ms, driven by :mod:`mrf.rtp.conference`):
 3. each listener hears the mix minus its own frame (N-1 mixing: total minus
    own contribution, exact because it happens in the participant's own rate),
    through a soft limiter (no clipping), encoded and handed to its sink.
+   Listeners that added nothing this tick all hear the same mix: with a
+   stateless codec (G.711, ``codec.stateless``) it is limited and encoded once
+   per codec and the payload shared (only the SRTP protection is per listener).
 
 All arrays are allocated when a participant is added; a tick does O(N) NumPy
 calls on preallocated buffers and no per-sample Python work.  A participant
@@ -209,8 +212,9 @@ class RtpMixer:
         for group in self._groups.values():
             self._mix_for(group)
         for group in self._groups.values():
+            shared: dict[str, tuple[bytes, bool]] = {}  # codec name -> (payload, limited)
             for participant in group.members:
-                self._send(participant, group.mixed)
+                self._send(participant, group.mixed, shared)
 
     def _collect(self, group: _RateGroup, now: float) -> None:
         group.total.fill(0.0)
@@ -232,17 +236,30 @@ class RtpMixer:
             converted = self._resamplers[(other.rate, group.rate)].process(other.total)
             np.add(group.mixed, converted, out=group.mixed)
 
-    def _send(self, participant: RtpMixerParticipant, mixed: Samples) -> None:
+    def _send(
+        self,
+        participant: RtpMixerParticipant,
+        mixed: Samples,
+        shared: dict[str, tuple[bytes, bool]],
+    ) -> None:
         if not participant.sending:
             return
-        out = participant._out
-        if participant._own is not None:
-            np.subtract(mixed, participant._own, out=out)
-        else:
-            np.copyto(out, mixed)
-        if soft_limit(out):
+        codec = participant.codec
+        share = participant._own is None and getattr(codec, "stateless", False)
+        cached = shared.get(codec.name) if share else None
+        if cached is None:
+            out = participant._out
+            if participant._own is not None:
+                np.subtract(mixed, participant._own, out=out)
+            else:
+                np.copyto(out, mixed)
+            limited = soft_limit(out)
+            cached = (codec.encode(out), limited)
+            if share:
+                shared[codec.name] = cached
+        payload, limited = cached
+        if limited:
             participant.limited_frames += 1
-        payload = participant.codec.encode(out)
         if payload and participant.sink(
             payload, participant.payload_type, participant.codec.timestamp_increment
         ):

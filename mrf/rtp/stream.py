@@ -27,6 +27,7 @@ import hashlib
 import logging
 import random
 import secrets
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -59,6 +60,8 @@ type Address = tuple[str, int]
 type OnRtp = Callable[[RtpStream, RtpPacket], None]
 type OnDtls = Callable[[bytes, Address], None]
 type OnStun = Callable[[bytes, Address, int], None]  # datagram, source, ICE component
+
+_RTP_FIXED_HEADER = struct.Struct("!BBHII")  # V=2 P X CC, M PT, seq, ts, SSRC (RFC 3550 §5.1)
 
 _COUNTERS = (  # RtpStream attributes reported by stats()
     "packets_in bytes_in packets_out bytes_out auth_failures replays malformed unkeyed "
@@ -348,8 +351,12 @@ class RtpStream:
         """
         if self.closed or self._tx is None or self._rtp_remote is None:
             return False
-        packet = RtpPacket(pt, self._seq, self._timestamp, self.ssrc, payload, marker=marker)
-        self._transports[0].sendto(self._tx.protect(bytes(packet)), self._rtp_remote)
+        if not 0 <= pt <= 127:
+            raise ValueError(f"RTP payload type {pt} out of range")
+        header = _RTP_FIXED_HEADER.pack(
+            0x80, pt | (0x80 if marker else 0), self._seq, self._timestamp, self.ssrc
+        )  # what bytes(RtpPacket(...)) gives without CSRC or extension, made once per packet
+        self._transports[0].sendto(self._tx.protect(header + payload), self._rtp_remote)
         self._last_send = (time.monotonic(), self._timestamp)
         self._seq = (self._seq + 1) & 0xFFFF
         self._timestamp = (self._timestamp + timestamp_increment) & 0xFFFFFFFF

@@ -30,8 +30,8 @@ from focus.sip.transaction import (
     SipTimerConfig,
     TransactionTimedOut,
 )
+from focus.transport import SipDatagramProtocol, recover_request
 from focus.transport import SipEndpoint as ReExported
-from focus.transport import recover_request
 
 LOOPBACK = "127.0.0.1"
 
@@ -398,3 +398,47 @@ def test_recover_request_never_raises(data: bytes) -> None:
     recovered = recover_request(b"OPTIONS sip:a@b SIP/2.0\r\n" + data)
     assert recovered is None or recovered.vias
     assert recover_request(data) is None or data.lstrip(b"\r\n")[:1].isalpha()
+
+
+class Recorder:
+    """A transport owner that only records datagrams."""
+
+    def __init__(self) -> None:
+        self.datagrams: list[tuple[bytes, SipAddress]] = []
+
+    def datagram_received(self, data: bytes, source: SipAddress) -> None:
+        self.datagrams.append((data, source))
+
+
+def test_udp_reads_every_queued_datagram_per_event_up_to_the_batch_cap() -> None:
+    """One loop iteration drains the queue (asyncio alone reads one datagram per iteration)."""
+
+    async def body() -> None:
+        loop = asyncio.get_running_loop()
+        owner = Recorder()
+        transport, protocol = await loop.create_datagram_endpoint(
+            lambda: SipDatagramProtocol(owner, max_batch=50),  # type: ignore[arg-type]
+            local_addr=(LOOPBACK, 0),
+        )
+        port = transport.get_extra_info("sockname")[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.bind((LOOPBACK, 0))
+            for n in range(80):  # queued at the server socket before the loop runs again
+                client.sendto(b"OPTIONS %d" % n, (LOOPBACK, port))
+            await asyncio.sleep(0)  # this task runs before the read callback of this
+            await asyncio.sleep(0)  # iteration: two yields see exactly one readiness event
+            assert len(owner.datagrams) == 50  # the whole batch, not one datagram
+            for _ in range(50):
+                if len(owner.datagrams) == 80:
+                    break
+                await asyncio.sleep(0.01)
+            sent_from = SipAddress("udp", LOOPBACK, client.getsockname()[1])
+        assert [d for d, _ in owner.datagrams] == [b"OPTIONS %d" % n for n in range(80)]
+        assert {s for _, s in owner.datagrams} == {sent_from}
+        drain = protocol._drain
+        assert drain is not None and drain.fileno() >= 0
+        transport.close()
+        await asyncio.sleep(0)
+        assert protocol._drain is None and drain.fileno() == -1  # the duplicate is closed too
+
+    run(body)

@@ -57,4 +57,6 @@ def test_ci_soak(tmp_path: Path) -> None:
     assert abs(n["fds_end"] - n["fds_start"]) <= FD_SLACK, n["samples"]
     assert n["rss_end_kib"] - n["rss_start_kib"] < RSS_GROWTH_KIB, n["samples"]
     assert n["rss_slope_kib_per_min"] <= RSS_SLOPE_KIB_PER_MIN, n["samples"]
+    cpu = n["cpu"]  # where the CPU went: the server against the load generators
+    assert cpu["server_cpu_s"] > 0 and cpu["sipp_cpu_s"] > 0 and cpu["chatters_cpu_s"] > 0, cpu
     assert run.returncode == 0, run.stdout

@@ -218,3 +218,53 @@ def test_bad_payloads_are_counted_not_raised() -> None:
     mixer.tick(0.0)
     assert participant.unknown_payload_types == 1
     assert participant.decode_errors + participant.jitter.received == 1
+
+
+class CountingG711(G711Codec):
+    """PCMU that counts its encodes."""
+
+    def __init__(self) -> None:
+        super().__init__("PCMU")
+        self.encodes = 0
+
+    def encode(self, frame: np.ndarray) -> bytes:
+        self.encodes += 1
+        return super().encode(frame)
+
+
+def test_listeners_adding_nothing_share_one_encoding_of_the_mix() -> None:
+    mixer = RtpMixer()
+    payloads: dict[str, list[bytes]] = {}
+    codecs: dict[str, CountingG711] = {}
+    for key in ("talker", "l1", "l2", "l3", "muted"):
+        codecs[key] = CountingG711()
+        payloads[key] = []
+
+        def sink(payload: bytes, pt: int, increment: int, key: str = key) -> bool:
+            payloads[key].append(payload)
+            return True
+
+        mixer.add(RtpMixerParticipant(key, codecs[key], 0, sink, {0: G711Codec("PCMU")}))
+    mixer.get("muted").muted = True
+    _PT_OF["talker"] = _PT_OF["muted"] = 0
+    run(mixer, {"talker": Source("PCMU", 440.0), "muted": Source("PCMU", 660.0)}, 30)
+    listeners = ("l1", "l2", "l3", "muted")
+    encodes = sum(codecs[k].encodes for k in listeners)
+    assert encodes == 30 and codecs["talker"].encodes == 30  # once per tick, not per listener
+    for tick in range(30):
+        assert len({payloads[k][tick] for k in listeners}) == 1
+    audio = np.concatenate([G711Codec("PCMU").decode(p) for p in payloads["l2"][5:]])
+    assert tone_level(audio, 8000, 440.0) > tone_level(audio, 8000, 660.0) + 40
+    talker = np.concatenate([G711Codec("PCMU").decode(p) for p in payloads["talker"][5:]])
+    assert np.abs(talker).max() < 1e-3  # N-1: the talker still does not hear itself
+
+
+def test_loud_shared_mix_counts_limited_frames_for_every_listener() -> None:
+    mixer, sinks, sources = conference(
+        {k: "PCMU" for k in ("a", "b", "c", "x", "y")},
+        {"a": 300.0, "b": 300.0, "c": 300.0, "x": 0.0, "y": 0.0},
+    )
+    sources.pop("x"), sources.pop("y")  # listeners only: they share the mix
+    run(mixer, sources, 30)
+    assert mixer.get("x").limited_frames == mixer.get("y").limited_frames > 0
+    assert sinks["x"].frames[-1].tolist() == sinks["y"].frames[-1].tolist()

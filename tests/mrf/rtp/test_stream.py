@@ -373,3 +373,31 @@ def test_peer_mki_is_checked_and_stripped() -> None:
         transport.close()
 
     run(body)
+
+
+def test_sent_packets_are_exactly_rtp_packet_encodings() -> None:
+    async def body() -> None:
+        stream, _, tx_key = await keyed_stream(free_even_port())
+        transport, peer, port = await open_peer()
+        stream.set_remote(HOST, port, port)
+        seq, timestamp = stream._seq, stream._timestamp
+        assert stream.send_rtp(b"\x01\x02" * 80, 127, 160, marker=True)
+        assert stream.send_rtp(b"\x03" * 33, 0, 160)
+        with pytest.raises(ValueError):
+            stream.send_rtp(b"\x00", 128, 160)
+        peer_rx = session(tx_key, outbound=False)
+        sent = []
+        while len(sent) < 2:
+            data = await peer.received.get()
+            if not is_rtcp(data):
+                sent.append(peer_rx.unprotect(data))
+        ssrc = stream.ssrc
+        assert sent[0] == bytes(RtpPacket(127, seq, timestamp, ssrc, b"\x01\x02" * 80, marker=True))
+        assert sent[1] == bytes(
+            RtpPacket(0, (seq + 1) & 0xFFFF, timestamp + 160, ssrc, b"\x03" * 33)
+        )
+        assert stream.packets_out == 2
+        stream.close()
+        transport.close()
+
+    run(body)
