@@ -10,12 +10,18 @@ count against it):
   re-wrapping with the sender's identity, chunked SEND to every recipient,
   their 200s);
 * **bare**: an asyncio TLS server (stdlib ``ssl``, same certificates, same
-  AEAD suites) that copies every byte it reads to the other N−1 connections.
+  AEAD suites) that copies every byte it reads to the other N−1 connections;
+* **floor**: the least Python an MSRP switch runs per message, on the bare
+  relay's TLS: one regular expression frames a SEND, one format answers it,
+  the CPIM head is replaced, each copy is one format with a fresh transaction
+  id, each 200 one match and one dict pop; no validation, no sessions, no
+  reports, no timers.  Not a product: it shows how close to the bare relay
+  any Python relay can come on this machine.
 
 The participants (one asyncio process) send pre-built MSRP SEND frames over
 stdlib TLS with their own certificates and answer each SEND with 200.
 Reported: delivered messages/s and MB/s of message content, and the ratio
-msrp/bare (target ≥ 0.70 with 1 KB messages).  Not part of the suite::
+msrp/bare (target ≥ 0.70 with 1 KB messages), and floor/bare.  Not part of the suite::
 
     .venv/bin/python bench/msrp_relay.py [--participants 4] [--messages 2000] [--size 1024]
 """
@@ -114,14 +120,80 @@ class _BareRelay(asyncio.Protocol):
                     peer.write(whole)
 
 
-async def serve_bare(directory: Path) -> None:
+_FLOOR_OK = re.compile(rb"MSRP (\S+) 200 OK\r\nTo-Path: \S+\r\nFrom-Path: \S+\r\n-------\1\$\r\n")
+_FLOOR_SEND = re.compile(rb"MSRP (\S+) SEND\r\nTo-Path: (\S+)\r\nFrom-Path: (\S+)\r\n")
+
+
+class _FloorRelay(asyncio.Protocol):
+    """The minimal Python MSRP switch (see the module docstring)."""
+
+    peers: list[_FloorRelay] = []
+    pending: dict[bytes, _FloorRelay] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport, self.buffer = transport, b""
+        self.paths = b""  # "To-Path: <theirs>\r\nFrom-Path: <ours>\r\n" of our SENDs to them
+        self.peers.append(self)
+
+    def data_received(self, data: bytes) -> None:
+        data, pos, out = self.buffer + data, 0, []
+        copies: dict[_FloorRelay, list[bytes]] = {}
+        while True:
+            ok = _FLOOR_OK.match(data, pos)
+            if ok is not None:
+                self.pending.pop(ok[1], None)
+                pos = ok.end()
+                continue
+            head = _FLOOR_SEND.match(data, pos)
+            if head is None:
+                break
+            tid = head[1]
+            end = data.find(b"\r\n-------" + tid, head.end() - 2)
+            if end < 0 or len(data) < end + len(tid) + 12:
+                break
+            self.paths = b"To-Path: %s\r\nFrom-Path: %s\r\n" % (head[3], head[2])
+            out.append(b"MSRP %s 200 OK\r\n%s-------%s$\r\n" % (tid, self.paths, tid))
+            blank = data.find(b"\r\n\r\n", head.end() - 2, end)
+            if blank >= 0:  # re-wrap: our CPIM head, the sender's content part
+                body = data[blank + 4 : end]
+                content = body[body.find(b"\r\n\r\n") + 4 :]
+                wrapped = _FLOOR_CPIM + content
+                for peer in self.peers:
+                    if peer is not self:
+                        copy = new_ident().encode()
+                        self.pending[copy] = peer
+                        copies.setdefault(peer, []).append(
+                            b"MSRP %s SEND\r\n%sMessage-ID: %s\r\nByte-Range: 1-%d/%d\r\n"
+                            b"Content-Type: message/cpim\r\n\r\n%s\r\n-------%s$\r\n"
+                            % (copy, peer.paths, copy, len(wrapped), len(wrapped), wrapped, copy)
+                        )
+            pos = end + len(tid) + 12
+        self.buffer = data[pos:]
+        if out:
+            self.transport.write(b"".join(out))
+        for peer, frames in copies.items():
+            peer.transport.write(b"".join(frames))
+
+
+_FLOOR_CPIM = (
+    b"From: <sip:someone@127.0.0.1>\r\nTo: <" + ROOM.encode() + b">\r\n"
+    b"DateTime: 2026-01-01T00:00:00+00:00\r\n\r\nContent-Type: text/plain\r\n\r\n"
+)
+
+
+async def serve_floor(directory: Path) -> None:
+    await serve_bare(directory, _FloorRelay)
+
+
+async def serve_bare(directory: Path, protocol: type[asyncio.Protocol] = _BareRelay) -> None:
     cert, key = ensure_certificate(directory / "focus")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.set_ciphers(CIPHERS.decode())
     context.load_cert_chain(cert, key)
     context.verify_mode = ssl.CERT_NONE
-    server = await asyncio.get_running_loop().create_server(_BareRelay, "127.0.0.1", 0, ssl=context)
+    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0, ssl=context)
     print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
     await asyncio.get_running_loop().create_future()
 
@@ -276,14 +348,14 @@ def measure(
     """Wall time of one run, and the CPU seconds the relay and the participants spent."""
     child, info = start_child(kind, directory, participants)
     try:
-        if kind == "bare":  # same frames, addressed as if to the focus
+        if kind != "msrp":  # same frames, addressed as if to the focus
             info["paths"] = [
                 [f"msrps://127.0.0.1:{info['port']}/s{i};tcp", f"msrps://127.0.0.1:9/p{i};tcp"]
                 for i in range(participants)
             ]
         relay_before, clients_before = cpu_seconds(child.pid), time.process_time()
         elapsed = asyncio.run(
-            run_clients(directory, info["port"], info["paths"], messages, size, kind == "msrp")
+            run_clients(directory, info["port"], info["paths"], messages, size, kind != "bare")
         )
         relay = cpu_seconds(child.pid) - relay_before
         return elapsed, relay, time.process_time() - clients_before
@@ -298,7 +370,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000, help="per participant")
     parser.add_argument("--size", type=int, default=1024, help="message text bytes")
     parser.add_argument("--rounds", type=int, default=3, help="best of")
-    parser.add_argument("--serve", choices=("msrp", "bare"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=("msrp", "bare", "floor"), help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve == "msrp":
@@ -317,6 +389,9 @@ def main() -> None:
             profile.enable()
         asyncio.run(serve_msrp(args.dir, args.participants))
         return
+    if args.serve == "floor":
+        asyncio.run(serve_floor(args.dir))
+        return
     if args.serve == "bare":
         asyncio.run(serve_bare(args.dir))
         return
@@ -327,7 +402,7 @@ def main() -> None:
         delivered = args.messages * args.participants * (args.participants - 1)
         results = {}
         cpu = {}
-        for kind in ("bare", "msrp"):
+        for kind in ("bare", "floor", "msrp"):
             best, relay_cpu, client_cpu = min(
                 measure(kind, directory, args.participants, args.messages, args.size)
                 for _ in range(args.rounds)
@@ -345,6 +420,7 @@ def main() -> None:
         ratio = results["bare"] / results["msrp"]
         verdict = "meets" if ratio >= 0.70 else "MISSES"
         print(f"ratio msrp/bare = {ratio:.2f} ({verdict} the 0.70 target)")
+        print(f"ratio floor/bare = {results['bare'] / results['floor']:.2f} (the least Python)")
         print(f"relay CPU per delivery, bare/msrp = {cpu['bare'] / cpu['msrp']:.2f}")
 
 
