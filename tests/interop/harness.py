@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -217,6 +218,21 @@ class BackgroundProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._out.close()
         return int(self.proc.returncode)
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float, files: Iterable[IO[bytes]] = ()) -> int:
+    """Exit status of ``proc`` within ``timeout`` s (killed after that); ``files`` and its
+    stdin closed in every case."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(5)
+    finally:
+        for handle in files:
+            handle.close()
+        if proc.stdin is not None:
+            proc.stdin.close()
 
 
 def _group_alive(pgid: int) -> bool:

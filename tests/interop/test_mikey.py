@@ -36,6 +36,7 @@ from .harness import (
     MrfServer,
     clean_env,
     free_port,
+    reap,
     require_peer,
     wait_for,
 )
@@ -103,16 +104,7 @@ class Ue:
                 self.command("leave")
             except BrokenPipeError:
                 pass
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-        finally:
-            for handle in self._files:
-                handle.close()
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
+        return reap(self.proc, 15, self._files)
 
 
 def _mikey_args(url: str, key: str, *extra: str) -> tuple[str, ...]:
@@ -400,14 +392,7 @@ class Answerer:
         return [e for e in map(json.loads, lines) if e["event"] == kind]
 
     async def wait(self, timeout: float = 20) -> int:
-        try:
-            return await asyncio.to_thread(self.proc.wait, timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-        finally:
-            for handle in self._files:
-                handle.close()
+        return await asyncio.to_thread(reap, self.proc, timeout, self._files)
 
 
 async def _dial_out(tmp: Path, artifacts: Artifacts, mikey: bool) -> None:

@@ -27,6 +27,7 @@ from .harness import (
     Conference,
     MrfServer,
     clean_env,
+    reap,
     require_peer,
     run_bounded,
     wait_for,
@@ -75,16 +76,7 @@ class Ue:
                 self.command("leave")
             except BrokenPipeError:
                 pass
-        try:
-            return self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-        finally:
-            for handle in self._files:
-                handle.close()
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
+        return reap(self.proc, 15, self._files)
 
 
 def _server(artifacts: Artifacts, keylog: Path) -> MrfServer:

@@ -38,7 +38,15 @@ from mrf.settings import (
     SipSettings,
     WebSettings,
 )
-from tests.interop.harness import REPO, BackgroundProcess, MrfServer, clean_env, free_port, tail
+from tests.interop.harness import (
+    REPO,
+    BackgroundProcess,
+    MrfServer,
+    clean_env,
+    free_port,
+    reap,
+    tail,
+)
 from tests.interop.harness import wait_for as poll
 from tests.notify.watchers import (
     check_protected_bodies,
@@ -79,14 +87,7 @@ class UeProcess:
                 self.proc.stdin.close()
             except BrokenPipeError:
                 pass
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-        finally:
-            for handle in self._files:
-                handle.close()
+        return reap(self.proc, timeout, self._files)
 
 
 def protected_subscriber(workdir: Path, conference: str, url: str, key: str) -> UeProcess:

@@ -57,6 +57,7 @@ from tests.interop.harness import (
     MrfServer,
     clean_env,
     free_port,
+    reap,
     sip_options,
     tail,
     wait_for,
@@ -102,14 +103,7 @@ class Ue:
                 self.proc.stdin.close()
             except (BrokenPipeError, ValueError):
                 pass
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(5)
-        finally:
-            for handle in self._files:
-                handle.close()
+        return reap(self.proc, timeout, self._files)
 
 
 def _server(workdir: Path) -> tuple[MrfServer, str, int]:
