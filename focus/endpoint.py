@@ -18,6 +18,7 @@ Outgoing requests: :meth:`SipEndpoint.request` awaits the final response
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
@@ -93,6 +94,14 @@ class _ClientRequest:
     dest: SipAddress
     future: asyncio.Future[SipResponse]
     on_provisional: Callable[[SipResponse], None] | None
+
+
+def _same_address(host: str, source: str) -> bool:
+    """``host`` (a Via sent-by) is the IP address ``source``, in any notation."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")) == ipaddress.ip_address(source)
+    except ValueError:
+        return False
 
 
 class SipEndpoint:
@@ -301,15 +310,25 @@ class SipEndpoint:
         self._pump()
 
     def _alias(self, connection: SipStreamConnection, request: SipRequest) -> None:
-        """RFC 5923 spirit: a Via ``alias`` lets us reuse this connection."""
+        """RFC 5923 spirit: a Via ``alias`` lets us reuse this connection.
+
+        Only for the host the connection really comes from: RFC 5923 §10 binds an
+        alias to an authenticated peer, and without a client certificate the source
+        address is all we know.  Otherwise anyone could claim another host's
+        address and receive what we send there (a dial-out INVITE with its keys).
+        """
         try:
             via = request.vias[0]
         except (SipRemoteError, IndexError):
             return
-        if "alias" in via.params:
-            port = via.port or (5061 if connection.transport_name == "tls" else 5060)
-            address = SipAddress(connection.transport_name, via.host, port)
-            self._connections.alias(address, connection)
+        if "alias" not in via.params or connection.remote is None:
+            return
+        if not _same_address(via.host, connection.remote.host):
+            logger.info("ignored Via alias %s from %s", via.host[:64], connection.remote.host)
+            return
+        port = via.port or (5061 if connection.transport_name == "tls" else 5060)
+        address = SipAddress(connection.transport_name, connection.remote.host, port)
+        self._connections.alias(address, connection)
 
     def _malformed(self, exc: SipRemoteError, source: SipAddress, data: bytes = b"") -> None:
         request = exc.message if isinstance(exc.message, SipRequest) else recover_request(data)

@@ -442,3 +442,44 @@ def test_udp_reads_every_queued_datagram_per_event_up_to_the_batch_cap() -> None
         assert protocol._drain is None and drain.fileno() == -1  # the duplicate is closed too
 
     run(body)
+
+
+@pytest.mark.parametrize(("alias_host", "reused"), [(LOOPBACK, True), ("192.0.2.7", False)])
+def test_via_alias_is_honoured_only_for_the_connections_own_host(
+    alias_host: str, reused: bool
+) -> None:
+    """RFC 5923 §10: an alias may not divert what we send to another host to this peer."""
+
+    async def scenario() -> None:
+        server, client, dest, _ = await pair("tcp")
+        reader, writer = await asyncio.open_connection(dest.host, dest.port)
+        try:
+            request = new_request("OPTIONS", dest)
+            request.headers.prepend(
+                "Via", f"SIP/2.0/TCP {alias_host}:5999;branch=z9hG4bKalias;alias"
+            )
+            writer.write(bytes(request))
+            await writer.drain()
+            answer = parse_message(await reader.readuntil(b"\r\n\r\n"))
+            assert isinstance(answer, SipResponse) and answer.status == 200
+            # a request of ours to that alias: over this very connection, or not at all here
+            target = SipAddress("tcp", alias_host, 5999)
+            sent = asyncio.ensure_future(server.request(new_request("OPTIONS", target), target))
+            if reused:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                arrived = parse_message(head)
+                assert isinstance(arrived, SipRequest) and arrived.method == "OPTIONS"
+                writer.write(bytes(make_response(arrived, 200)))
+                await writer.drain()
+                assert (await asyncio.wait_for(sent, 5)).status == 200
+            else:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.5)
+                sent.cancel()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+            await client.close()
+            await server.close()
+
+    run(scenario)
