@@ -116,8 +116,10 @@ class SipEndpoint:
         max_message_size: int = 65535,
         max_connections: int = 1024,
         idle_timeout: float = 300.0,
+        via_alias: bool = False,
     ) -> None:
         self.handler = handler
+        self.via_alias = via_alias  # ask peers to reuse our TCP/TLS connections (RFC 5923)
         self.layer = SipTransactionLayer(timer_config)
         self.stats: dict[str, int] = dict.fromkeys(
             ("received", "sent", "dropped_malformed", "answered_malformed", "handler_errors",
@@ -212,10 +214,16 @@ class SipEndpoint:
         return address
 
     def make_via(self, transport: str) -> str:
-        """A Via value with a fresh ``z9hG4bK`` branch and ``rport`` (RFC 3581)."""
+        """A Via value with a fresh ``z9hG4bK`` branch and ``rport`` (RFC 3581), and
+        ``alias`` on TCP/TLS when ``via_alias`` is set (RFC 5923: a client that takes
+        requests back on the connection it opened, e.g. a UE whose certificate no CA
+        signed)."""
         address = self.local_address(transport)
         host = f"[{address.host}]" if ":" in address.host else address.host
-        return f"SIP/2.0/{transport.upper()} {host}:{address.port};branch={new_branch()};rport"
+        alias = ";alias" if self.via_alias and transport != "udp" else ""
+        return (
+            f"SIP/2.0/{transport.upper()} {host}:{address.port};branch={new_branch()};rport{alias}"
+        )
 
     # -- the TU's API ---------------------------------------------------------
 

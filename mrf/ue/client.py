@@ -101,8 +101,8 @@ class UeClient:
         """Dial in; True when the conference answered 2xx (``joined`` emitted)."""
         cert, key = self._certificate()
         keylog = self.options.keylog_file
-        self.endpoint = SipEndpoint(
-            self, client_ssl_context=client_ssl_context(keylog_filename=keylog)
+        self.endpoint = SipEndpoint(  # the focus's requests come back on our connection
+            self, client_ssl_context=client_ssl_context(keylog_filename=keylog), via_alias=True
         )
         host = self.options.host
         await self.endpoint.listen_udp(host, 0)

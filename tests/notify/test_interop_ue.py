@@ -225,3 +225,27 @@ def test_mute_reaches_the_protected_ue_and_sipp(tmp_path: Path) -> None:
         assert check_protected_bodies(tmp_path / "bodies", tmp_path / "keys.txt", tmp_path) >= 3
 
     asyncio.run(main())
+
+
+def test_a_participant_over_sip_tls_gets_its_notifies_on_its_own_connection(
+    server: MrfServer, tmp_path: Path
+) -> None:
+    """`mrf ue` dials in over TLS with a certificate no CA signed: the focus cannot open a
+    verified connection back to its Contact, so NOTIFY and BYE ride the UE's own
+    connection (its Via ``alias``, RFC 5923)."""
+    server.start()
+    conference = server.request_uri("retro")
+    alice = UeProcess(tmp_path, "alice", "join", conference, "--as", ALICE, "--transport",
+                      "tls", "--proxy", f"127.0.0.1:{server.tls_port}", "--subscribe",
+                      "--duration", "30")  # fmt: skip
+    try:
+        assert poll(lambda: ue_events(alice.out, "notify"), 20), alice.explain()
+        assert ue_events(alice.out, "notify")[0]["state"] == "full"
+        server.stop()  # the focus hangs up on everyone: a BYE to alice
+        assert poll(lambda: ue_events(alice.out, "left"), 20), alice.explain()
+        assert ue_events(alice.out, "left")[0]["reason"] != "duration", alice.explain()
+        assert "NOTIFY not answered" not in server.log_text()
+        assert "BYE not answered" not in server.log_text()
+    finally:
+        alice.finish()
+        server.stop()
