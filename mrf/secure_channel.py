@@ -76,8 +76,8 @@ def make_context(
     context.use_certificate_file(str(cert))
     context.use_privatekey_file(str(key))
     context.check_privatekey()
-    # accept any certificate here; the SDP fingerprint decides after the handshake
-    context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, lambda *args: True)
+    # no CA decides: the SDP fingerprint does, during the handshake (_verify_fingerprint)
+    context.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _verify_fingerprint)
     if keylog_filename is not None:
         path = Path(keylog_filename)
         logger.warning("TLS key log enabled for MSRP/BFCP: %s (debugging only)", path)
@@ -91,6 +91,25 @@ def make_context(
 
 
 _BIO_READ = 262144  # bytes of TLS records taken from the memory BIO per call
+_MISMATCH = "peer certificate does not match the SDP fingerprint (RFC 8122)"
+
+
+def _verify_fingerprint(
+    connection: SSL.Connection, certificate: crypto.X509, errno: int, depth: int, ok: int
+) -> bool:
+    """OpenSSL's verify callback: the peer's own certificate must match its SDP
+    ``a=fingerprint`` (RFC 8122 §5), else the handshake fails with a fatal alert
+    to the peer (OpenSSL sends unknown_ca: the SDP is our only trust anchor)
+    instead of a silent close after it.  Chains are not
+    checked (self-signed certificates are the rule): only the leaf counts."""
+    channel = connection.get_app_data()
+    if depth != 0 or not isinstance(channel, SecureChannel):
+        return True
+    der = crypto.dump_certificate(crypto.FILETYPE_ASN1, certificate)
+    if channel._verifier(der):  # noqa: SLF001 (the channel this connection belongs to)
+        return True
+    channel._mismatch = True  # noqa: SLF001
+    return False
 
 
 class SecureChannelApp(Protocol):
@@ -113,6 +132,8 @@ class SecureChannel(asyncio.Protocol):
         server_side: bool,
     ) -> None:
         self._tls = SSL.Connection(context, None)
+        self._tls.set_app_data(self)  # for _verify_fingerprint
+        self._mismatch = False
         if server_side:
             self._tls.set_accept_state()
         else:
@@ -187,14 +208,14 @@ class SecureChannel(asyncio.Protocol):
             self._flush()
             return
         except SSL.Error as exc:
-            self._flush()
-            self._fail(f"TLS handshake failed: {exc}")
+            self._flush()  # our alert, if any
+            self._fail(_MISMATCH if self._mismatch else f"TLS handshake failed: {exc}")
             return
         self._flush()
         certificate = self._tls.get_peer_certificate()
         der = crypto.dump_certificate(crypto.FILETYPE_ASN1, certificate) if certificate else b""
-        if not der or not self._verifier(der):
-            self._fail("peer certificate does not match the SDP fingerprint (RFC 8122)")
+        if not der or not self._verifier(der):  # checked in the handshake already
+            self._fail(_MISMATCH)
             return
         if self._timer is not None:
             self._timer.cancel()
@@ -247,6 +268,7 @@ class SecureChannel(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
+        self._tls.set_app_data(None)
         if self._timer is not None:
             self._timer.cancel()
         was_open, self.open = self.open, False

@@ -206,6 +206,9 @@ def test_mismatch_closes_before_any_application_byte(
     assert b"SECRET" not in bytes(server_app.data) + bytes(client_app.data)
     if bad_side == "server":
         assert not client_app.data and b"SECRET-FROM-SERVER" not in to_client.written
+    # and the peer is told so by a fatal alert (RFC 8446 §6.2), not left with a silent close
+    other_app = client_app if bad_side == "server" else server_app
+    assert other_app.closed and "alert" in str(other_app.closed[0]).lower(), other_app.closed
 
 
 def test_no_plaintext_on_the_wire(certs: dict[str, tuple[Path, Path]]) -> None:
