@@ -18,6 +18,7 @@ ServerHello, no certificate), and the alert is accepted whenever it comes.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from pathlib import Path
@@ -25,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from tests.interop.harness import require_peer
-from tests.reliability.session import Identity
-from tests.security.rig import SecurityServer
+from tests.reliability.session import Identity, dial_in, hang_up
+from tests.security.rig import CAROL, ROOM, SecurityServer
 from tests.security.table import RefusalLog
 from tests.security.tls_probe import (
     EXPORT_SUITES,
@@ -55,12 +56,23 @@ def _null_suites() -> list[str]:
 
 
 def _still_negotiates(server: SecurityServer, port: int, listener: str, tmp: Path) -> str:
-    """The control: a TLS 1.2 handshake with default suites gets ECDHE + AEAD."""
+    """The control: a TLS 1.2 handshake with default suites gets ECDHE + AEAD.
+
+    MSRP and BFCP complete a handshake only with the certificate of a participant
+    whose SDP fingerprint is waiting for its connection (RFC 8122): carol dials in
+    with hers first, and hangs up after.
+    """
     args = ["-tls1_2"]
-    if listener != "SIP":  # MSRP and BFCP ask for the participant's certificate
-        identity = Identity(tmp / "client")
+    call = None
+    if listener != "SIP":
+        identity = Identity(tmp / "carol")
+        call = asyncio.run(dial_in(server.host, server.sip[1], ROOM, CAROL, identity))
         args += ["-cert", str(identity.cert), "-key", str(identity.key)]
-    output = s_client(server.host, port, *args)
+    try:
+        output = s_client(server.host, port, *args)
+    finally:
+        if call is not None:
+            asyncio.run(hang_up(server.host, server.sip[1], CAROL, call))
     found = re.search(r"Cipher is (\S+)", output)
     assert server_finished(output) and alerts_of(output) == [], output
     assert found and found[1].startswith("ECDHE-") and re.search("GCM|CHACHA20", found[1]), output
