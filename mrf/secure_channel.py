@@ -214,7 +214,7 @@ class SecureChannel(asyncio.Protocol):
         self._flush()
         certificate = self._tls.get_peer_certificate()
         der = crypto.dump_certificate(crypto.FILETYPE_ASN1, certificate) if certificate else b""
-        if not der or not self._verifier(der):  # checked in the handshake already
+        if not der or not self._verifier(der):  # again: a resumed session skips the callback
             self._fail(_MISMATCH)
             return
         if self._timer is not None:

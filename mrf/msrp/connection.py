@@ -147,11 +147,9 @@ class MsrpConnection:
         self._outgoing: dict[str, _Outgoing] = {}
         self._failed: set[str] = set()
         self._accepted_types: dict[str | None, bool] = {}
-        self._send_paths: dict[MsrpUri, bytes] = {}  # To-Path/From-Path lines of our SENDs
+        self._sending: dict[MsrpUri, tuple[Path, bytes, tuple[bytes, bytes]]] = {}  # _send_state
         self._answer_paths: dict[MsrpUri, bytes] = {}  # ... of our responses
-        self._echoes: dict[MsrpUri, tuple[bytes, bytes]] = {}  # paths of a 200 to our SEND
         self._bound_paths: dict[bytes, tuple[MsrpUri, bytes]] = {}  # To-Path -> (session, From)
-        self._single: dict[MsrpUri, tuple[bytes, tuple[bytes, bytes]]] = {}  # of send_single
         self.failed = False
 
     # -- I/O side -------------------------------------------------------------
@@ -215,10 +213,8 @@ class MsrpConnection:
     def bind(self, local: MsrpUri, remote_path: Path) -> None:
         """Associate a session with this connection (the active side, §7.1)."""
         self.sessions[local] = remote_path
-        self._send_paths.pop(local, None)
+        self._sending.pop(local, None)
         self._answer_paths.pop(local, None)
-        self._echoes.pop(local, None)
-        self._single.pop(local, None)
         self._bound_paths[str(local).encode()] = (local, " ".join(map(str, remote_path)).encode())
 
     def send_message(
@@ -266,7 +262,7 @@ class MsrpConnection:
 
         ``context`` comes back in the :class:`MsrpDeliveryFailed` of this message.
         """
-        remote = self._remote(local)
+        remote, paths, echo = self._send_state(local)
         if len(self._outgoing) >= self.config.max_outstanding:
             raise MsrpLocalError("too many outstanding transactions")
         tid = self._fresh_tid(data)
@@ -287,9 +283,6 @@ class MsrpConnection:
             flag = "$" if last else "+"
             self._out.append(bytes(MsrpRequest(tid, "SEND", remote, (local,), headers, data, flag)))
         else:  # the same bytes as MsrpRequest.__bytes__, from the session's path lines
-            paths = self._send_paths.get(local)
-            if paths is None:
-                paths = self._send_paths[local] = _path_lines(remote, (local,))
             head = (
                 f"Message-ID: {message_id}\r\nByte-Range: {byte_range}\r\n{options}"
                 f"Content-Type: {content_type}\r\n\r\n"
@@ -301,7 +294,6 @@ class MsrpConnection:
             )  # fmt: skip
         if failure_report != "no":
             deadline = now + self.config.transaction_timeout if failure_report == "yes" else None
-            echo = self._echo(local, remote)
             self._outgoing[tid] = _Outgoing(local, message_id, last, deadline, context, echo)
         return tid
 
@@ -315,11 +307,7 @@ class MsrpConnection:
         per-recipient copy.  Its transaction id, fresh and random, is also its
         Message-ID (a one-chunk message needs no other, §7.1); returns it.
         """
-        single = self._single.get(local)
-        if single is None:  # path lines and the expected 200's paths, once per session
-            remote = self._remote(local)
-            single = (_path_lines(remote, (local,)), self._echo(local, remote))
-            self._single[local] = single
+        _, paths, echo = self._send_state(local)
         size = len(body)
         if not 0 < size <= self.config.chunk_size:
             raise MsrpLocalError(f"send_single takes 1..{self.config.chunk_size} bytes")
@@ -329,20 +317,24 @@ class MsrpConnection:
         raw_tid = tid.encode()
         self._out += (
             b"MSRP %s SEND\r\n%sMessage-ID: %s\r\nByte-Range: 1-%d/%d\r\nContent-Type: %s\r\n\r\n"
-            % (raw_tid, single[0], raw_tid, size, size, content_type.encode()),
+            % (raw_tid, paths, raw_tid, size, size, content_type.encode()),
             body,
             b"\r\n-------%s$\r\n" % raw_tid,
         )
         deadline = now + self.config.transaction_timeout
-        self._outgoing[tid] = _Outgoing(local, tid, True, deadline, context, single[1])
+        self._outgoing[tid] = _Outgoing(local, tid, True, deadline, context, echo)
         return tid
 
-    def _echo(self, local: MsrpUri, remote: Path) -> tuple[bytes, bytes]:
-        """To-Path and From-Path of the plain 200 the next hop answers our SENDs with (§7.2)."""
-        echo = self._echoes.get(local)
-        if echo is None:
-            echo = self._echoes[local] = (str(local).encode(), str(remote[0]).encode())
-        return echo
+    def _send_state(self, local: MsrpUri) -> tuple[Path, bytes, tuple[bytes, bytes]]:
+        """A bound session's peer path, the To-Path/From-Path lines of our SENDs, and the
+        To-Path/From-Path of the plain 200 the next hop answers them with (§7.2):
+        formatted once per binding."""
+        state = self._sending.get(local)
+        if state is None:
+            remote = self._remote(local)
+            echo = (str(local).encode(), str(remote[0]).encode())
+            state = self._sending[local] = (remote, _path_lines(remote, (local,)), echo)
+        return state
 
     def send_bind(self, local: MsrpUri, now: float) -> None:
         """The bodiless SEND the active endpoint sends right after connecting (§7.1)."""

@@ -257,7 +257,8 @@ def test_changes_inside_the_interval_keep_one_timer_and_send_the_latest_state(
             await r.hang_up(dialog)
             assert subscriber.timer is timer
             await until(lambda: len(r.subscriber.for_call(call_id)) == 2, timeout=8)
-            await asyncio.sleep(0.8)
+            await until(lambda: subscriber.core.in_flight == 0)
+            assert not subscriber.core.pending_change  # nothing left to send: no third NOTIFY
             notices = [parse_conference_info(plain(n)) for n in r.subscriber.for_call(call_id)]
             assert len(notices) == 2 and [n.version for n in notices] == [1, 2]
             assert notices[1].state == "partial" and set(notices[1].users) == {ALICE, BOB}

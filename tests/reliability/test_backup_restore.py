@@ -41,7 +41,7 @@ from focus.mikey.initiator import MikeyTicketRequest
 from focus.store import ConferenceStore
 from mrf.tls import certificate_fingerprint
 from tests.conftest import PostgresServer, _pg_binary
-from tests.interop.harness import MrfServer, free_port, require_peer, tail
+from tests.interop.harness import MrfServer, free_port, require_peer, tail, wait_for
 from tests.reliability.session import Identity, dial_in, hang_up
 
 pytestmark = pytest.mark.interop
@@ -210,16 +210,8 @@ def _check_restored(live: Live, restored: MrfServer, web_port: int, database_url
         await hang_up(restored.host, restored.port, ALICE, call)
 
     asyncio.run(dial())
-    assert wait_logged(restored, f"{ALICE} joined sip:retro@"), tail(restored.log)
-
-
-def wait_logged(server: MrfServer, text: str, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while text not in server.log_text():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    joined = f"{ALICE} joined sip:retro@"
+    assert wait_for(lambda: joined in restored.log_text(), 10.0), tail(restored.log)
 
 
 def test_sqlite_online_backup_restores_everything(tmp_path: Path) -> None:
