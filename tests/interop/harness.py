@@ -8,6 +8,7 @@ only by what it puts on the wire and the ``media-summary`` lines it logs.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -233,6 +234,45 @@ def reap(proc: subprocess.Popen[bytes], timeout: float, files: Iterable[IO[bytes
             handle.close()
         if proc.stdin is not None:
             proc.stdin.close()
+
+
+class UeJoin:
+    """``python -m mrf ue join CONFERENCE --as IDENTITY ARGS...`` against ``server``:
+    stdin commands, JSON events in ``ue-<user>.jsonl``, stderr in ``ue-<user>.log``."""
+
+    def __init__(
+        self, artifacts: Artifacts, server: MrfServer, conference: str, identity: str,
+        *args: str,
+    ) -> None:  # fmt: skip
+        argv = [sys.executable, "-m", "mrf", "ue", "join", server.request_uri(conference),
+                "--as", identity, *args]  # fmt: skip
+        name = identity.split(":", 1)[1].split("@")[0]
+        self.out = artifacts.path(f"ue-{name}.jsonl")
+        self.err = artifacts.path(f"ue-{name}.log")
+        self._files = (self.out.open("wb"), self.err.open("wb"))
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=self._files[0], stderr=self._files[1],
+            env=clean_env(PYTHONPATH=str(REPO)), cwd=server.workdir,
+        )  # fmt: skip
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        complete = self.out.read_bytes().split(b"\n")[:-1]  # the last line may be partial
+        found = [json.loads(line) for line in complete if line.startswith(b"{")]
+        return [e for e in found if kind is None or e["event"] == kind]
+
+    def command(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode("utf-8") + b"\n")
+        self.proc.stdin.flush()
+
+    def finish(self) -> int:
+        """``leave`` on stdin, then the exit status within 15 s (killed after)."""
+        if self.proc.poll() is None:
+            try:
+                self.command("leave")
+            except BrokenPipeError:
+                pass
+        return reap(self.proc, 15, self._files)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -8,7 +8,6 @@ README §5 ``tls_follow2pcap.py``, §6).
 
 from __future__ import annotations
 
-import json
 import shutil
 import struct
 import subprocess
@@ -21,13 +20,11 @@ import pytest
 from .conftest import finish_server
 from .harness import (
     ORACLES,
-    REPO,
     Artifacts,
     BackgroundProcess,
     Conference,
     MrfServer,
-    clean_env,
-    reap,
+    UeJoin,
     require_peer,
     run_bounded,
     wait_for,
@@ -43,48 +40,20 @@ ROOM = Conference(
 type Event = dict[str, object]
 
 
-class Ue:
-    """``python -m mrf ue join --bfcp`` with stdin commands and JSON events."""
+class Ue(UeJoin):
+    """``mrf ue join --bfcp`` to the floor room."""
 
     def __init__(self, artifacts: Artifacts, server: MrfServer, who: str, *extra: str) -> None:
-        argv = [sys.executable, "-m", "mrf", "ue", "join", server.request_uri("floor"),
-                "--as", f"sip:{who}@127.0.0.1", "--audio", "--bfcp", "--duration", "60",
-                *extra]  # fmt: skip
-        self.out = artifacts.path(f"ue-{who}.jsonl")
-        self.err = artifacts.path(f"ue-{who}.log")
-        self._files = (self.out.open("wb"), self.err.open("wb"))
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=self._files[0], stderr=self._files[1],
-            env=clean_env(PYTHONPATH=str(REPO)), cwd=server.workdir,
-        )  # fmt: skip
-
-    def events(self) -> list[Event]:
-        complete = self.out.read_bytes().split(b"\n")[:-1]
-        return [json.loads(line) for line in complete if line.startswith(b"{")]
+        super().__init__(artifacts, server, "floor", f"sip:{who}@127.0.0.1", "--audio",
+                         "--bfcp", "--duration", "60", *extra)  # fmt: skip
 
     def floor_events(self, **match: object) -> list[Event]:
-        return [
-            e for e in self.events()
-            if e["event"] == "floor" and all(e.get(k) == v for k, v in match.items())
-        ]  # fmt: skip
+        return [e for e in self.events("floor") if all(e.get(k) == v for k, v in match.items())]
 
     def wait_floor(self, timeout: float = 15, **match: object) -> Event:
         found = wait_for(lambda: self.floor_events(**match), timeout)
         assert found, f"no floor event {match}: {self.events()}\n{self.err.read_text()[-2000:]}"
         return self.floor_events(**match)[-1]
-
-    def command(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def finish(self) -> int:
-        if self.proc.poll() is None:
-            try:
-                self.command("leave")
-            except BrokenPipeError:
-                pass
-        return reap(self.proc, 15, self._files)
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from .harness import (
     REPO,
     Artifacts,
     MrfServer,
+    UeJoin,
     clean_env,
     free_port,
     reap,
@@ -68,43 +69,16 @@ def _enroll(server: MrfServer, who: str) -> str:
     return key
 
 
-class Ue:
-    """``python -m mrf ue join ... --mikey`` with JSON events in a file."""
+class Ue(UeJoin):
+    """``mrf ue join`` to the secure room (with ``--mikey`` when asked)."""
 
     def __init__(self, artifacts: Artifacts, server: MrfServer, who: str, *extra: str) -> None:
-        argv = [sys.executable, "-m", "mrf", "ue", "join", server.request_uri("secure"),
-                "--as", who, "--duration", "30", *extra]  # fmt: skip
-        name = who.split(":")[1].split("@")[0]
-        self.out = artifacts.path(f"ue-{name}.jsonl")
-        self.err = artifacts.path(f"ue-{name}.log")
-        self._files = (self.out.open("wb"), self.err.open("wb"))
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=self._files[0], stderr=self._files[1],
-            env=clean_env(PYTHONPATH=str(REPO)), cwd=server.workdir,
-        )  # fmt: skip
-
-    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        lines = self.out.read_bytes().split(b"\n")[:-1]
-        found = [json.loads(line) for line in lines if line.startswith(b"{")]
-        return [e for e in found if kind is None or e["event"] == kind]
+        super().__init__(artifacts, server, "secure", who, "--duration", "30", *extra)
 
     def wait_event(self, kind: str, timeout: float = 20) -> dict[str, Any]:
         found = wait_for(lambda: self.events(kind) or self.proc.poll() is not None, timeout)
         assert found and self.events(kind), f"no {kind}: {self.events()}\n{self.err.read_text()}"
         return self.events(kind)[0]
-
-    def command(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def finish(self) -> int:
-        if self.proc.poll() is None:
-            try:
-                self.command("leave")
-            except BrokenPipeError:
-                pass
-        return reap(self.proc, 15, self._files)
 
 
 def _mikey_args(url: str, key: str, *extra: str) -> tuple[str, ...]:

@@ -9,9 +9,7 @@ markers.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,13 +19,11 @@ import pytest
 from .conftest import finish_server
 from .harness import (
     ORACLES,
-    REPO,
     Artifacts,
     BackgroundProcess,
     Conference,
     MrfServer,
-    clean_env,
-    reap,
+    UeJoin,
     require_peer,
     run_bounded,
     wait_for,
@@ -41,42 +37,17 @@ ROOM = Conference(
 BIG = ("ünïcødé ☃ " * 80000)[:700000]  # > 1 MB of UTF-8
 
 
-class Ue:
-    """``python -m mrf ue join ...`` with stdin commands and JSON events."""
+class Ue(UeJoin):
+    """``mrf ue join`` to the chat room with MSRP."""
 
     def __init__(self, artifacts: Artifacts, server: MrfServer, who: str, *extra: str) -> None:
-        argv = [sys.executable, "-m", "mrf", "ue", "join", server.request_uri("chat"),
-                "--as", f"sip:{who}@127.0.0.1", "--msrp", "--duration", "40", *extra]  # fmt: skip
-        self.out = artifacts.path(f"ue-{who}.jsonl")
-        self.err = artifacts.path(f"ue-{who}.log")
-        self._files = (self.out.open("wb"), self.err.open("wb"))
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=self._files[0], stderr=self._files[1],
-            env=clean_env(PYTHONPATH=str(REPO)), cwd=server.workdir,
-        )  # fmt: skip
-
-    def events(self) -> list[dict[str, object]]:
-        complete = self.out.read_bytes().split(b"\n")[:-1]  # the last line may be partial
-        return [json.loads(line) for line in complete if line.startswith(b"{")]
+        super().__init__(artifacts, server, "chat", f"sip:{who}@127.0.0.1", "--msrp",
+                         "--duration", "40", *extra)  # fmt: skip
 
     def wait_event(self, kind: str, count: int = 1, timeout: float = 20) -> list[dict[str, object]]:
-        found = wait_for(lambda: len([e for e in self.events() if e["event"] == kind]) >= count,
-                         timeout)  # fmt: skip
+        found = wait_for(lambda: len(self.events(kind)) >= count, timeout)
         assert found, f"no {kind} event: {self.events()}\n{self.err.read_text()[-2000:]}"
-        return [e for e in self.events() if e["event"] == kind]
-
-    def command(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode("utf-8") + b"\n")
-        self.proc.stdin.flush()
-
-    def finish(self) -> int:
-        if self.proc.poll() is None:
-            try:
-                self.command("leave")
-            except BrokenPipeError:
-                pass
-        return reap(self.proc, 15, self._files)
+        return self.events(kind)
 
 
 def _server(artifacts: Artifacts, keylog: Path) -> MrfServer:
