@@ -37,8 +37,11 @@ dial-out releases them.  (MIKEY-TICKET dial-outs offer audio only.)
 
 REFER (RFC 3515): a chair's REFER to the focus (``Refer-To`` a participant)
 dials that participant out and reports progress in NOTIFYs with
-``message/sipfrag`` bodies; anyone else gets 403.  :meth:`refer` sends a REFER
-whose Refer-To is the conference URI, so the participant dials in itself.
+``message/sipfrag`` bodies; anyone else gets 403.  In a call's dialog the
+referrer is that call (the whole dialog ID, over the dialog's flow: 481 / 403
+otherwise); out of dialog its identity is checked exactly as for INVITE.
+:meth:`refer` sends a REFER whose Refer-To is the conference URI, so the
+participant dials in itself.
 """
 
 from __future__ import annotations
@@ -293,7 +296,7 @@ class FocusDialOut:
         offer: SdpOfferState,
         endpoint: SipEndpoint,
     ) -> FocusCall:
-        dialog = dialog_from_uac(invite, response, transport=call.peer.transport)
+        dialog = dialog_from_uac(invite, response, transport=call.peer.transport, flow=call.peer)
         endpoint.send_ack(dialog.create_ack(response), uri_address(dialog.next_hop()))
         refusal = self._check_answerer(call, response)
         plan = None
@@ -398,7 +401,13 @@ class FocusDialOut:
         if refer_to is None or len(request.headers.get_all("Refer-To")) != 1:
             endpoint.respond(event.key, make_response(request, 400, "Exactly One Refer-To"))
             return
-        conference, role = self._referrer(request, event.source.host)
+        try:
+            conference, role = self._referrer(event)
+        except SipRemoteError as exc:  # in dialog: no such dialog, or not its flow
+            endpoint.respond(
+                event.key, make_response(request, exc.status, exc.reason, headers=exc.headers)
+            )
+            return
         if conference is None:
             endpoint.respond(event.key, make_response(request, 404, "Conference Not Found"))
             return
@@ -419,7 +428,9 @@ class FocusDialOut:
             to_tag=request.to_addr.tag or secrets.token_hex(8),
             headers=self._contact(endpoint, request),
         )
-        dialog = dialog_from_uas(request, accepted, transport=event.source.transport)
+        dialog = dialog_from_uas(
+            request, accepted, transport=event.source.transport, flow=event.source
+        )
         endpoint.respond(event.key, accepted)
         await self._notify(endpoint, dialog, "SIP/2.0 100 Trying", active=True)
         result = await self._run(call, uri)
@@ -427,16 +438,26 @@ class FocusDialOut:
             f"SIP/2.0 {result.reason or '500 Failed'}")  # fmt: skip
         await self._notify(endpoint, dialog, final, active=False)
 
-    def _referrer(self, request: SipRequest, source: str) -> tuple[str | None, str | None]:
-        """(conference name, the referrer's role) from an in- or out-of-dialog REFER."""
+    def _referrer(self, event: RequestReceived) -> tuple[str | None, str | None]:
+        """(conference name, the referrer's role) from an in- or out-of-dialog REFER.
+
+        In dialog, the role is that of the call whose dialog the REFER is in --
+        the whole dialog ID, over the dialog's flow (``FocusService.check_in_dialog``;
+        raises ``SipRemoteError`` 481 or 403), never the Call-ID alone, which
+        anyone who saw the dialog can copy.
+        """
+        request = event.request
         if request.to_addr.tag:
-            for call in self.focus.calls:
-                if call.call_id == request.call_id:
-                    return call.conference.name, call.role
+            call = self.focus.call_of(request)
+            if call is None or call.dialog is None:
+                raise SipRemoteError(481, "Call/Transaction Does Not Exist")
+            self.focus.check_in_dialog(call.dialog, event)
+            return call.conference.name, call.role
         name = request.request_uri.user or ""
         info = self.focus.directory.get_conference(name)
         if info is None:
             return None, None
+        source = event.source.host
         identity = caller_identity(request, source, self.focus.config.trusted_proxies)
         return name, (None if identity.aor is None else info.authorized().get(identity.aor))
 

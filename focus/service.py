@@ -13,6 +13,12 @@ The focus is the transaction user behind a :class:`~focus.endpoint.SipEndpoint`
 4. per-participant, per-stream SRTP streams at the media plane, keyed with the
    offerer's SDES key and a fresh key of ours; 200 OK with the answer.
 
+In-dialog requests (BYE, re-INVITE, UPDATE, and through :meth:`FocusService.check_in_dialog`
+REFER and SUBSCRIBE refreshes) act only when they come over the flow the dialog
+was made on, or from a trusted proxy on its route (:meth:`SipDialog.accepts_from`);
+anything else gets 403 with a Warning and changes nothing.  The dialog ID alone
+proves nothing: it crosses every proxy on the path.
+
 Re-INVITE re-runs offer/answer on the same streams (hold, new keys: old keys are
 wiped first), BYE ends the call and logs its ``media-summary`` lines, CANCEL
 before the answer gets the INVITE a 487, OPTIONS is answered with capabilities.
@@ -49,6 +55,7 @@ from focus.sdp.offer_answer import (
 from focus.sdp.session import SdpError, SdpRemoteError, SdpSession
 from focus.sip.dialog import (
     AckTimedOut,
+    SipDialog,
     SipDialogState,
     dialog_from_uas,
     incoming_dialog_id,
@@ -308,7 +315,10 @@ class FocusService:
 
     def handle_ack(self, endpoint: SipEndpoint, event: AckReceived) -> None:
         call = self._calls.get(incoming_dialog_id(event.request))
-        if call is None or call.acked:
+        if call is None or call.acked or call.dialog is None:
+            return
+        if not call.dialog.accepts_from(event.source, self.config.trusted_proxies):
+            call.log.info("[%s] ACK ignored: not from the dialog's flow", call.call_id)
             return
         call.log.debug("[%s] ACK received: media starts", call.call_id)
         call.start_sending()
@@ -429,7 +439,9 @@ class FocusService:
             self._refuse(endpoint, event, 487, "Request Terminated")
             return
         response = self._answer(endpoint, request, offer, call, plan, to_tag=secrets.token_hex(8))
-        dialog = dialog_from_uas(request, response, transport=event.source.transport)
+        dialog = dialog_from_uas(
+            request, response, transport=event.source.transport, flow=event.source
+        )
         call.dialog = dialog
         self._calls[dialog.id] = call
         self.stats.admitted += 1
@@ -584,16 +596,39 @@ class FocusService:
 
     # -- in-dialog requests --------------------------------------------------------------
 
+    def call_of(self, request: SipRequest) -> FocusCall | None:
+        """The answered call whose dialog ``request`` is in (Call-ID and both tags)."""
+        call = self._calls.get(incoming_dialog_id(request))
+        return call if call is not None and call.dialog is not None else None
+
+    def check_in_dialog(self, dialog: SipDialog, event: RequestReceived) -> None:
+        """Absorb an in-dialog request (RFC 3261 §12.2.2) once it proved its flow.
+
+        Raises :class:`SipRemoteError`: 403 with a Warning when ``event`` did not
+        come over the dialog's flow nor from a trusted proxy on its route (then
+        nothing changes, not even the CSeq), 500 for a CSeq out of order.
+        """
+        if not dialog.accepts_from(event.source, self.config.trusted_proxies):
+            source = event.source
+            logger.info(
+                "[%s] %s in dialog refused: from %s %s:%d, not the dialog's flow",
+                event.request.call_id, event.request.method, source.transport, source.host,
+                source.port,
+            )  # fmt: skip
+            text = "in-dialog request not from the flow this dialog was made on"
+            raise SipRemoteError(403, "Forbidden", headers=[_warning(text)])
+        dialog.receive_request(event.request)
+
     async def _in_dialog(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
         request = event.request
-        call = self._calls.get(incoming_dialog_id(request))
+        call = self.call_of(request)
         if call is None or call.dialog is None:
             self._refuse(endpoint, event, 481, "Call/Transaction Does Not Exist")
             return
         try:
-            call.dialog.receive_request(request)
+            self.check_in_dialog(call.dialog, event)
         except SipRemoteError as exc:
-            self._refuse(endpoint, event, exc.status, exc.reason)
+            self._refuse(endpoint, event, exc.status, exc.reason, exc.headers)
             return
         if request.method == "BYE":
             endpoint.respond(event.key, make_response(request, 200, "OK"))
@@ -707,6 +742,11 @@ class FocusService:
         text = str(exc).replace('"', "'")[:200]
         logger.info("[%s] SDP refused: %d %s", event.request.call_id, status, text)
         self._refuse(endpoint, event, status, reason, [("Warning", f'399 {WARN_AGENT} "{text}"')])
+
+
+def _warning(text: str) -> tuple[str, str]:
+    """``Warning: 399 mrf "<plain words>"`` (RFC 3261 §20.43), never key material."""
+    return ("Warning", f'399 {WARN_AGENT} "{text}"')
 
 
 def _aor(uri: str) -> str:

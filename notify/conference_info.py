@@ -19,15 +19,26 @@ in an extension element of our own namespace (:data:`MEDIA_SECURITY_NS`), which
     <media id="0"><type>audio</type><status>sendrecv</status>
       <msec:protection key-mode="sdes" suite="AES_CM_128_HMAC_SHA1_80"/></media>
 
+No endpoint carries ``call-info``: its ``<sip>`` element (RFC 4575 §5.6.2,
+optional per §5.7.3) would hand every subscriber each participant's Call-ID
+and tags, the dialog ID an in-dialog BYE or re-INVITE names.  The focus
+refuses such requests from anyone but the dialog's own flow anyway
+(``focus.sip.dialog.SipDialog.accepts_from``); not publishing the identifiers
+keeps them from being worth copying, and keeps one document per conference
+for every subscriber.
+
 RFC 4575 has no floor control element either: an endpoint holding or queued
 for a BFCP floor (RFC 8855) carries one element of :data:`FLOOR_CONTROL_NS`
-per floor after ``call-info`` (``endpoint-type`` ends with the same
+per floor at its end (``endpoint-type`` ends with the same
 ``<xs:any namespace="##other">``)::
 
     <mfloor:floor id="1" status="granted"/>          (or "queued" queue-position="2", "pending")
 
 :func:`parse_conference_info` is the subscriber's side (tests, ``mrf ue``): the
-root attributes and each user's endpoints and their status, size-capped.
+root attributes and each user's endpoints and their status, size-capped.  A
+document type declaration is refused by the parser itself, after decoding
+(:class:`_NoDoctypeBuilder`), so no encoding (UTF-16, a declared one) carries
+a DTD, an entity declaration or an external entity past it.
 """
 
 from __future__ import annotations
@@ -95,9 +106,6 @@ class ConferenceInfoEndpoint:
     disconnected_at: datetime | None = None
     disconnection_reason: str | None = None
     media: tuple[ConferenceInfoMedia, ...] = ()
-    call_id: str | None = None
-    from_tag: str | None = None
-    to_tag: str | None = None
     floors: tuple[ConferenceInfoFloor, ...] = ()
 
     def __post_init__(self) -> None:
@@ -253,11 +261,6 @@ def _endpoint(parent: ET.Element, endpoint: ConferenceInfoEndpoint, state: str =
         )
     for media in endpoint.media:
         _media(element, media)
-    if endpoint.call_id and endpoint.from_tag and endpoint.to_tag:
-        sip = ET.SubElement(ET.SubElement(element, _q("call-info")), _q("sip"))
-        _text(sip, "call-id", endpoint.call_id)
-        _text(sip, "from-tag", endpoint.from_tag)
-        _text(sip, "to-tag", endpoint.to_tag)
     for floor in endpoint.floors:
         attributes = {"id": str(floor.id), "status": floor.status}
         if floor.queue_position is not None:

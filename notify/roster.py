@@ -13,7 +13,9 @@ Mapping (focus → RFC 4575):
 * endpoint ``entity`` = the Contact of its dialog; ``status``: connecting →
   ``dialing-in`` / ``dialing-out``, connected → ``connected``, muted by the focus →
   ``muted-via-focus``, on hold → ``on-hold``; joining-method ``dialed-in`` or
-  ``dialed-out``; ``call-info`` = the dialog's Call-ID and tags;
+  ``dialed-out``; no ``call-info``: the dialog's Call-ID and tags are nobody
+  else's business (RFC 4575 §5.7.3 makes them optional; see
+  :mod:`notify.conference_info`);
 * media ``id`` = the m-line index, ``type`` = the media kind, ``status`` = the
   direction from the participant's side (the inverse of the focus's answer),
   and the key mode + suite in ``msec:protection``;
@@ -113,20 +115,12 @@ def endpoint_entity(call: FocusCall) -> str:
 def _endpoint(
     call: FocusCall, joined_at: datetime | None, floors: tuple[ConferenceInfoFloor, ...] = ()
 ) -> ConferenceInfoEndpoint:
-    dialog = call.dialog
     return ConferenceInfoEndpoint(
         entity=endpoint_entity(call),
         status=_status(call),
         joining_method="dialed-out" if call.joined_by == "dial-out" else "dialed-in",
         joined_at=joined_at,
         media=_media(call),
-        call_id=call.call_id,
-        from_tag=(dialog.local_tag if call.joined_by == "dial-out" else dialog.remote_tag)
-        if dialog
-        else None,
-        to_tag=(dialog.remote_tag if call.joined_by == "dial-out" else dialog.local_tag)
-        if dialog
-        else None,
         floors=floors,
     )
 

@@ -15,7 +15,10 @@ on the same SIP endpoint (``FocusService.register_method("SUBSCRIBE", ...)``):
    NOTIFY with the full document; later changes go out as partial documents,
    coalesced by the rate cap (:mod:`notify.sender`);
 3. a refresh gets a new full NOTIFY (a ``Key-Mgmt`` in it re-keys); ``Expires:
-   0`` a final ``terminated;reason=timeout`` NOTIFY; expiry the same;
+   0`` a final ``terminated;reason=timeout`` NOTIFY; expiry the same; a
+   refresh that does not come over the subscription's flow (nor from a trusted
+   proxy on its route) gets 403 and changes nothing
+   (``FocusService.check_in_dialog``);
 4. when the conference is deleted (``FocusService.apply_policy``) every
    subscription ends with ``noresource`` and a ``deleted`` document; a
    subscriber removed from the list gets ``rejected``; shutdown ``deactivated``;
@@ -157,7 +160,9 @@ class NotifyService(NotifySender):
             headers=[*self._contact_headers(endpoint, request, info.name),
                      ("Expires", str(accepted.expires)), *key_headers],
         )  # fmt: skip
-        dialog = dialog_from_uas(request, response, transport=event.source.transport)
+        dialog = dialog_from_uas(
+            request, response, transport=event.source.transport, flow=event.source
+        )
         endpoint.respond(event.key, response)
         now = asyncio.get_running_loop().time()
         core = NotifySubscription(self.config.subscription, accepted.expires, now)
@@ -181,10 +186,10 @@ class NotifyService(NotifySender):
         if subscriber is None or package != EVENT_PACKAGE:
             raise NotifyRemoteError(481, "Subscription Does Not Exist")
         accepted = check_subscribe(request, self.config.subscription)
-        try:
-            subscriber.dialog.receive_request(request)
+        try:  # over the subscription's flow only (a refresh may re-key the NOTIFYs)
+            self.focus.check_in_dialog(subscriber.dialog, event)
         except SipRemoteError as exc:
-            raise NotifyRemoteError(exc.status, exc.reason) from exc
+            raise NotifyRemoteError(exc.status, exc.reason, exc.headers) from exc
         info = self._conference_named(subscriber.conference)
         kek, key_headers = await self._key_exchange(request, info, subscriber.identity)
         subscriber.kek = kek or subscriber.kek  # a Key-Mgmt in a refresh re-keys

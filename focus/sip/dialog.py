@@ -4,7 +4,8 @@ A :class:`SipDialog` holds the dialog state of §12.1 (Call-ID, tags, local and
 remote URI, remote target, route set, CSeq numbers), builds in-dialog requests
 (§12.2.1.1, including strict-router handling) and the ACK for a 2xx (§13.2.2.4),
 checks incoming in-dialog requests (§12.2.2: a CSeq lower than the remote one
-is answered 500), and, on the UAS side, retransmits the 2xx to an INVITE until
+is answered 500), tells whether a request came over the dialog's flow
+(:meth:`SipDialog.accepts_from`), and, on the UAS side, retransmits the 2xx to an INVITE until
 the ACK arrives (§13.3.1.4: T1 doubling up to T2, giving up after 64*T1 with
 :class:`AckTimedOut` so the TU can send BYE).
 
@@ -16,8 +17,9 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import ipaddress
 import itertools
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
@@ -93,6 +95,7 @@ class SipDialog:
     secure: bool = False
     state: SipDialogState = SipDialogState.CONFIRMED
     local_target: str | None = None  # our Contact URI, sent on target refreshes
+    flow: SipAddress | None = None  # the transport flow the dialog was made over
     config: SipTimerConfig = field(default_factory=SipTimerConfig)
     _pending_2xx: SipResponse | None = None
     _retransmit_at: float = 0.0
@@ -181,6 +184,27 @@ class SipDialog:
 
     # -- messages we receive ---------------------------------------------------
 
+    def accepts_from(self, source: SipAddress, trusted_proxies: Collection[str] = ()) -> bool:
+        """Whether an in-dialog request from ``source`` may act on this dialog.
+
+        The dialog ID (Call-ID and tags) is no secret -- RFC 4575 §5.7.3 even
+        publishes it -- so it proves nothing about who sends.  A request belongs
+        to the dialog when it comes over the ``flow`` the dialog was made on
+        (RFC 5626 §3: for TCP and TLS the connection, named by its remote address
+        and port; for UDP the source address and port), or from a trusted proxy
+        that was that flow or is on the dialog's route set (its Record-Route):
+        the proxy vouches for its side.  A dialog without a flow accepts nothing.
+        """
+        flow = self.flow
+        if flow is None:
+            return False
+        if source == flow:
+            return True
+        if source.host not in trusted_proxies:
+            return False
+        hosts = [flow.host, *(_route_host(route) for route in self.route_set)]
+        return any(_same_host(host, source.host) for host in hosts if host)
+
     def receive_request(self, request: SipRequest) -> None:
         """Check and absorb an in-dialog request (§12.2.2).
 
@@ -254,6 +278,21 @@ class SipDialog:
         return pending
 
 
+def _route_host(route: str) -> str | None:
+    try:
+        return SipNameAddr.parse(route).uri.host
+    except SipRemoteError:
+        return None
+
+
+def _same_host(host: str, address: str) -> bool:
+    """``host`` (from a URI or a flow) is the IP address ``address``, in any notation."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")) == ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return host.lower() == address.lower()
+
+
 def _is_secure(invite: SipRequest, transport: str | None) -> bool:
     return invite.request_uri.scheme == "sips" and transport == "tls"
 
@@ -271,9 +310,13 @@ def dialog_from_uas(
     response: SipResponse,
     *,
     transport: str | None = None,
+    flow: SipAddress | None = None,
     config: SipTimerConfig | None = None,
 ) -> SipDialog:
-    """The UAS dialog created by sending ``response`` (with a To tag) (§12.1.1)."""
+    """The UAS dialog created by sending ``response`` (with a To tag) (§12.1.1).
+
+    ``flow`` is where ``invite`` came from (see :meth:`SipDialog.accepts_from`).
+    """
     if not response.to_addr.tag:
         raise SipLocalError("the dialog-creating response needs a To tag")
     remote_target = _contact_uri(invite)
@@ -291,6 +334,7 @@ def dialog_from_uas(
         secure=_is_secure(invite, transport),
         state=_state_for(response),
         local_target=_contact_uri(response),
+        flow=flow,
         config=config or SipTimerConfig(),
     )
 
@@ -300,9 +344,13 @@ def dialog_from_uac(
     response: SipResponse,
     *,
     transport: str | None = None,
+    flow: SipAddress | None = None,
     config: SipTimerConfig | None = None,
 ) -> SipDialog:
-    """The UAC dialog created by receiving ``response`` to ``invite`` (§12.1.2)."""
+    """The UAC dialog created by receiving ``response`` to ``invite`` (§12.1.2).
+
+    ``flow`` is where ``invite`` went (see :meth:`SipDialog.accepts_from`).
+    """
     if not response.to_addr.tag:
         raise SipRemoteError(400, "dialog-creating response without To tag")
     remote_target = _contact_uri(response) or invite.uri
@@ -318,6 +366,7 @@ def dialog_from_uac(
         secure=_is_secure(invite, transport),
         state=_state_for(response),
         local_target=_contact_uri(invite),
+        flow=flow,
         config=config or SipTimerConfig(),
     )
 

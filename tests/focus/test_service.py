@@ -364,6 +364,41 @@ def test_reinvite_hold_and_rekey(tmp_path: Path) -> None:
     run(main)
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_in_dialog_requests_only_over_the_dialogs_flow(tmp_path: Path, transport: str) -> None:
+    """Another socket (UDP) or connection (TCP) naming the dialog gets 403 and changes
+    nothing (not the CSeq, not the keys); the participant's own flow still works."""
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            request = invite(r, transport, "retro", offer_sdp(40000, secrets.token_bytes(30)))
+            response = await call(r, request, transport)
+            dialog = ack(r, request, response, transport)
+            (focus_call,) = r.focus.calls
+            keys = focus_call.plan.streams[0].crypto if focus_call.plan else None
+            other = SipEndpoint(ClientHandler())
+            await other.listen_udp(HOST, 0)
+            try:
+                for method, body in (("BYE", b""), ("UPDATE", b""),
+                                     ("INVITE", offer_sdp(40002, secrets.token_bytes(30)))):
+                    hijack = dialog.create_request(method, body=body)
+                    hijack.headers.set("CSeq", f"1000 {method}")
+                    refused = await other.request(hijack, r.addresses[transport])
+                    assert refused.status == 403, (method, refused.status)
+                    assert "flow" in (refused.headers.get("Warning") or "")
+            finally:
+                await other.close()
+            assert r.focus.calls == [focus_call] and focus_call.plan is not None
+            assert focus_call.plan.streams[0].crypto is keys  # no re-key
+            update = dialog.create_request("UPDATE")  # CSeq 2: 1000 was not absorbed
+            assert (await r.client.request(update, r.addresses[transport])).status == 405
+            bye = dialog.create_request("BYE")
+            assert (await r.client.request(bye, r.addresses[transport])).status == 200
+            assert r.focus.calls == []
+
+    run(main)
+
+
 def test_in_dialog_request_for_unknown_dialog_is_481(tmp_path: Path) -> None:
     async def main() -> None:
         async with rig(tmp_path) as r:

@@ -4,7 +4,8 @@ The server runs as a subprocess (:class:`tests.interop.harness.MrfServer`,
 ``python -m mrf serve --config FILE``) with the embedded KMS, one trusted
 proxy (``127.0.0.2``, the P-CSCF: its P-Asserted-Identity is believed, and the
 dial-out answerer stands behind it) and one conference, ``room``, owned by the
-web account ``ana``.  A second account, ``ben``, owns nothing.  Accounts,
+web account ``ana``, where ``dora`` is the chair.  A second account, ``ben``,
+owns nothing.  Accounts,
 tokens, the conference and alice's KMS key are written to the data directory
 before the server starts (the same store and key file the CLI writes).
 """
@@ -25,6 +26,7 @@ from tests.interop.harness import MrfServer, free_port, sip_options, tail, wait_
 PROXY = "127.0.0.2"  # the only trusted proxy (sip.trusted_proxies)
 ALICE = "sip:alice@127.0.0.1"
 CAROL = "sip:carol@127.0.0.1"
+DORA = "sip:dora@127.0.0.1"  # the room's chair (may REFER others in)
 BOB = f"sip:bob@{PROXY}"  # reached through the trusted proxy (dial-out)
 MALLORY = "sip:mallory@127.0.0.1"  # on no list
 ANONYMOUS = "sip:anonymous@anonymous.invalid"  # RFC 3323 §4.1.1.3
@@ -88,7 +90,9 @@ def start_security_server(workdir: Path) -> SecurityServer:
         ana = store.create_account("ana", PASSWORD)
         store.create_account("ben", PASSWORD)
         tokens = store.create_token("ana"), store.create_token("ben")
-        participants = [(ALICE, "participant"), (CAROL, "participant"), (BOB, "participant")]
+        participants = [
+            (ALICE, "participant"), (CAROL, "participant"), (BOB, "participant"), (DORA, "chair")
+        ]  # fmt: skip
         room = store.create_conference(
             ROOM, participants, owner_id=ana.id, policy=ConferencePolicy(key_modes=KEY_MODES)
         )

@@ -23,9 +23,9 @@ from focus.sip.message import SipRemoteError, SipRequest, SipResponse, make_resp
 T1 = 0.5
 
 
-def sdes_offer(host: str, rtp_port: int) -> bytes:
-    """An SDP offer with one SRTP audio line and a fresh RFC 4568 key."""
-    key = base64.b64encode(secrets.token_bytes(30)).decode()
+def sdes_offer(host: str, rtp_port: int, key_salt: bytes | None = None) -> bytes:
+    """An SDP offer with one SRTP audio line and a fresh RFC 4568 key (or ``key_salt``)."""
+    key = base64.b64encode(key_salt or secrets.token_bytes(30)).decode()
     return (
         f"v=0\r\no=probe 1 1 IN IP4 {host}\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\n"
         f"m=audio {rtp_port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
@@ -106,12 +106,23 @@ class SipProbe:
         return self._transact(self._build(lines, body), timeout)
 
     def in_dialog(
-        self, exchange: SipExchange, method: str, *, timeout: float = 10.0
+        self,
+        exchange: SipExchange,
+        method: str,
+        *,
+        cseq: int | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes = b"",
+        timeout: float = 10.0,
     ) -> SipExchange:
-        """A request in the dialog an INVITE or SUBSCRIBE created (BYE, re-SUBSCRIBE...)."""
+        """A request in the dialog an INVITE or SUBSCRIBE created (BYE, re-SUBSCRIBE...).
+
+        ``exchange`` may be another probe's: the request then names that dialog
+        (its Call-ID and tags) but leaves from this probe's socket.
+        """
         sent, answer = exchange.request, exchange.response
         target = _uri(answer.headers.get("Contact", "")) or sent.uri
-        number = sent.cseq[0] + 1
+        number = sent.cseq[0] + 1 if cseq is None else cseq
         lines = [
             f"{method} {target} SIP/2.0",
             self._via(),
@@ -121,11 +132,14 @@ class SipProbe:
             f"Call-ID: {sent.call_id}",
             f"CSeq: {number} {method}",
             f"Contact: <sip:probe@{self.local_ip}:{self.port}>",
+            *(f"{name}: {value}" for name, value in headers),
         ]
         if method == "SUBSCRIBE":
             lines += [f"Event: {sent.headers.get('Event')}", "Expires: 0",
                       f"Accept: {sent.headers.get('Accept')}"]  # fmt: skip
-        return self._transact(self._build(lines, b""), timeout)
+        if body:
+            lines.append("Content-Type: application/sdp")
+        return self._transact(self._build(lines, body), timeout)
 
     def wait_request(self, method: str, timeout: float = 10.0) -> SipRequest | None:
         """The first ``method`` request the focus sent us (answered 200), or None."""
@@ -155,6 +169,11 @@ class SipProbe:
                 return response
             interval = min(interval * 2, 4.0)
         raise AssertionError("the focus never ACKed our 200")
+
+    def decline(self, invite: SipRequest, status: int = 486, reason: str = "Busy Here") -> None:
+        """A final refusal of ``invite`` (the focus ACKs it, RFC 3261 §17.1.1.3)."""
+        response = make_response(invite, status, reason, to_tag=secrets.token_hex(4))
+        self.sock.sendto(bytes(response), self.server)
 
     def hang_up(self, invite: SipRequest, response: SipResponse) -> SipExchange:
         """BYE from the callee's side of the dialog (§15.1.1)."""

@@ -233,3 +233,46 @@ def test_ack_waiters_merge_timers_of_many_dialogs() -> None:
     results = waiters.handle_timer(40.0)
     assert results[-1] == AckTimedOut(second) and len(waiters) == 0
     assert waiters.get_timer() is None
+
+
+# -- the dialog's flow (who may send in-dialog requests) ------------------------------
+
+UE = SipAddress("udp", "192.0.2.1", 5060)
+PROXY = "192.0.2.9"
+
+
+def test_only_the_flow_the_dialog_was_made_on_is_accepted() -> None:
+    request = invite()
+    dialog = dialog_from_uas(request, answer(request), flow=UE)
+    assert dialog.accepts_from(UE)
+    assert not dialog.accepts_from(SipAddress("udp", "192.0.2.1", 5062))  # another socket
+    assert not dialog.accepts_from(SipAddress("tcp", "192.0.2.1", 5060))  # another transport
+    assert not dialog.accepts_from(SipAddress("udp", "192.0.2.66", 5060))  # another host
+    # a trusted proxy vouches only for dialogs it is on: not this direct one
+    assert not dialog.accepts_from(SipAddress("udp", PROXY, 5060), {PROXY})
+
+
+def test_a_tcp_or_tls_flow_is_the_connection() -> None:
+    """Named by the remote address and ephemeral port: a second connection from the
+    same host (another UE behind the same NAT, say) is another flow."""
+    request = invite()
+    flow = SipAddress("tls", "192.0.2.1", 49152)
+    dialog = dialog_from_uas(request, answer(request), transport="tls", flow=flow)
+    assert dialog.accepts_from(SipAddress("tls", "192.0.2.1", 49152))
+    assert not dialog.accepts_from(SipAddress("tls", "192.0.2.1", 49153))
+
+
+def test_a_trusted_proxy_on_the_route_or_as_the_flow_is_accepted() -> None:
+    request = invite(f"<sip:{PROXY};lr>")
+    other = SipAddress("udp", PROXY, 5070)  # the proxy's other socket or connection
+    routed = dialog_from_uas(request, answer(request), flow=SipAddress("udp", "192.0.2.8", 5060))
+    assert routed.accepts_from(other, {PROXY})
+    assert not routed.accepts_from(other)  # not trusted: only the flow itself
+    direct = dialog_from_uas(invite(), answer(invite()), flow=SipAddress("tcp", PROXY, 40000))
+    assert direct.accepts_from(SipAddress("tcp", PROXY, 40001), {PROXY})
+    assert not direct.accepts_from(SipAddress("tcp", "192.0.2.1", 40001), {PROXY})
+
+
+def test_a_dialog_without_a_flow_accepts_nothing() -> None:
+    request = invite()
+    assert not dialog_from_uas(request, answer(request)).accepts_from(UE)
