@@ -143,6 +143,22 @@ def test_parse_refuses_garbage(data: bytes) -> None:
         parse_conference_info(data)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize(
+    "doctype",
+    ['<!DOCTYPE c [<!ENTITY b "c">]>', '<!DOCTYPE c SYSTEM "file:///etc/hostname">',
+     "<!DOCTYPE conference-info>"],
+)  # fmt: skip
+def test_dtds_are_refused_after_decoding(encoding: str, doctype: str) -> None:
+    """The parser stops at ``<!DOCTYPE`` in the decoded text: a byte search for it
+    misses UTF-16 (with a BOM or without); the same document without one is read."""
+    declaration = f'<?xml version="1.0" encoding="{encoding.upper()[:6]}"?>'
+    body = f'<conference-info xmlns="{NS["c"]}" entity="{CONF}" version="3"/>'
+    with pytest.raises(ConferenceInfoError, match="DTDs and entity declarations"):
+        parse_conference_info((declaration + doctype + body).encode(encoding))
+    assert parse_conference_info((declaration + body).encode(encoding)).version == 3
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_parse_arbitrary_bytes(data: bytes) -> None:

@@ -150,6 +150,26 @@ class SipProbe:
                 return found[0] if found else None
             self._receive(deadline)
 
+    def notify(
+        self, subscribe: SipRequest, cseq: int, body: bytes, content_type: str
+    ) -> SipExchange:
+        """A NOTIFY in the dialog of ``subscribe`` (answered 200 by this probe, To tag
+        ``probe``), as a notifier sends it (RFC 6665 §4.2.2), to ``self.server``."""
+        lines = [
+            f"NOTIFY {_uri(subscribe.headers.get('Contact', ''))} SIP/2.0",
+            self._via(),
+            "Max-Forwards: 70",
+            f"From: {subscribe.headers.get('To')};tag=probe",
+            f"To: {subscribe.headers.get('From')}",
+            f"Call-ID: {subscribe.call_id}",
+            f"CSeq: {cseq} NOTIFY",
+            f"Contact: <sip:probe@{self.local_ip}:{self.port}>",
+            "Event: conference",
+            "Subscription-State: active;expires=600",
+            f"Content-Type: {content_type}",
+        ]
+        return self._transact(self._build(lines, body), 10.0)
+
     # -- answering (the callee of a dial-out) -------------------------------------
 
     def answer_invite(
