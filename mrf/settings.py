@@ -58,10 +58,12 @@ class SipSettings:
 
 @dataclass(frozen=True, slots=True)
 class WebSettings:
-    """The web UI and REST API listener."""
+    """The web UI and REST API listener; ``metrics_token_file`` holds the scrape token
+    that lets ``GET /metrics`` name conferences and participants (web/metrics.py)."""
 
     host: str = "127.0.0.1"
     port: int = 8080
+    metrics_token_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +279,34 @@ def _optional_path(label: str, value: object) -> Path | None:
     return _path(label, value)
 
 
+MIN_TOKEN_LENGTH = 16  # characters of a scrape token (``openssl rand -hex 32`` gives 64)
+
+
+def read_token_file(path: Path, label: str = "web.metrics_token_file") -> str:
+    """The token in ``path`` (one line, surrounding whitespace dropped).
+
+    Raises :class:`SettingsError` naming ``label`` when the file cannot be read,
+    or holds an empty, too short, or more than one-word token.
+    """
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{label}: cannot read {path}: {exc}") from None
+    if len(token) < MIN_TOKEN_LENGTH or not token.isprintable() or " " in token:
+        raise SettingsError(
+            f"{label}: {path} must hold one token of at least {MIN_TOKEN_LENGTH} printable "
+            "characters without spaces (e.g. openssl rand -hex 32)"
+        )
+    return token
+
+
+def _token_file(label: str, value: object) -> Path | None:
+    path = _optional_path(label, value)
+    if path is not None:
+        read_token_file(path, label)
+    return path
+
+
 def _sip_uri(label: str, value: object) -> str | None:
     """A SIP URI naming a host (``sip:127.0.0.2:5062;transport=udp``); empty = none."""
     text = _string(label, value).strip()
@@ -342,6 +372,7 @@ KEYS: dict[str, Validator] = {
     "sip.ring_timeout": _ring_timeout,
     "web.host": _ip,
     "web.port": _listen_port,
+    "web.metrics_token_file": _token_file,
     "media.host": _ip,
     "media.rtp_ports": _rtp_ports,
     "msrp.port": _listen_port,
@@ -416,6 +447,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "sip.ring_timeout": _env_float,
         "web.host": _env_text,
         "web.port": _env_int,
+        "web.metrics_token_file": _env_text,
         "media.host": _env_text,
         "media.rtp_ports": _env_range,
         "msrp.port": _env_int,

@@ -9,6 +9,7 @@ never waits for the database.
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from focus.conference import ConferenceInfo
 from focus.events import FocusEvent
 from focus.store import ConferenceStore
-from mrf.settings import Settings
+from mrf.settings import Settings, read_token_file
 from web.auth import (
     SESSION_COOKIE,
     LoginThrottle,
@@ -62,6 +63,13 @@ class WebState:
     responses: Counter[int] = field(default_factory=Counter)
     logins: Counter[str] = field(default_factory=Counter)
     sse_clients: int = 0
+    metrics_token: str | None = field(default=None, repr=False)  # the scrape token
+    metrics_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+
+    def __post_init__(self) -> None:
+        path = self.settings.web.metrics_token_file
+        if path is not None and self.metrics_token is None:
+            self.metrics_token = read_token_file(path)
 
     @property
     def store(self) -> ConferenceStore:

@@ -15,13 +15,21 @@ and, per conference mixer (label ``conference``):
 * ``mrf_mixer_jitter_underruns_total``, ``mrf_mixer_late_packets_total``
 
 `collect()` returns the same as `RtpMetricSample` rows for other renderers.
+
+Label values come from a :class:`MetricNames`: :data:`PLAIN_NAMES` puts the
+conference name and the participant's URI in them (for a scraper holding the
+scrape token); :class:`OpaqueNames` puts keyed hashes instead -- stable for the
+process's life, unlinkable to a name without its key, one per call for a
+participant -- so an anonymous scrape names no one (web/metrics.py).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from mrf.rtp.conference import RtpMixerPool
 
@@ -48,17 +56,55 @@ class RtpMetricSample:
     value: float
 
 
+class MetricNames(Protocol):
+    """The label values that stand for a conference and a participant's call."""
+
+    def conference(self, name: str) -> str: ...
+    def participant(self, call: Any) -> str: ...
+
+
+class PlainNames:
+    """The conference's name and the participant's URI."""
+
+    def conference(self, name: str) -> str:
+        return name
+
+    def participant(self, call: Any) -> str:
+        return str(call.participant)
+
+
+@dataclass(frozen=True, slots=True)
+class OpaqueNames:
+    """``c-`` / ``p-`` + 16 hex digits of HMAC-SHA256 under ``key`` (of the name; of the
+    call's Call-ID, so two calls of one person are two unrelated labels)."""
+
+    key: bytes = field(repr=False)
+
+    def _tag(self, kind: str, value: str) -> str:
+        digest = hmac.new(self.key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
+        return f"{kind[0]}-{digest[:16]}"
+
+    def conference(self, name: str) -> str:
+        return self._tag("conference", name)
+
+    def participant(self, call: Any) -> str:
+        return self._tag("participant", str(call.call_id))
+
+
+PLAIN_NAMES = PlainNames()
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _stream_samples(calls: Iterable[Any]) -> list[RtpMetricSample]:
+def _stream_samples(calls: Iterable[Any], names: MetricNames) -> list[RtpMetricSample]:
     rows: list[RtpMetricSample] = []
     for call in calls:
         for index, stream in sorted(call.streams.items()):
             labels = (
-                ("conference", call.conference.name),
-                ("participant", call.participant),
+                ("conference", names.conference(call.conference.name)),
+                ("participant", names.participant(call)),
                 ("stream", str(index)),
             )
             values = {
@@ -73,10 +119,10 @@ def _stream_samples(calls: Iterable[Any]) -> list[RtpMetricSample]:
     return rows
 
 
-def _mixer_samples(pool: RtpMixerPool) -> list[RtpMetricSample]:
+def _mixer_samples(pool: RtpMixerPool, names: MetricNames) -> list[RtpMetricSample]:
     rows: list[RtpMetricSample] = []
     for name, conference in sorted(pool.conferences.items()):
-        labels = (("conference", name),)
+        labels = (("conference", names.conference(name)),)
         members = conference.mixer.participants
         values = {
             "mrf_mixer_participants": len(members),
@@ -90,10 +136,12 @@ def _mixer_samples(pool: RtpMixerPool) -> list[RtpMetricSample]:
     return rows
 
 
-def collect(focus: Any, pool: RtpMixerPool | None = None) -> list[RtpMetricSample]:
+def collect(
+    focus: Any, pool: RtpMixerPool | None = None, names: MetricNames = PLAIN_NAMES
+) -> list[RtpMetricSample]:
     """Every metric of the media plane: `focus.calls` streams and `pool` mixers."""
-    rows = _stream_samples(focus.calls)
-    return rows + (_mixer_samples(pool) if pool is not None else [])
+    rows = _stream_samples(focus.calls, names)
+    return rows + (_mixer_samples(pool, names) if pool is not None else [])
 
 
 def render(samples: Iterable[RtpMetricSample]) -> str:
@@ -110,9 +158,14 @@ def render(samples: Iterable[RtpMetricSample]) -> str:
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def prometheus_text(focus: Any, pool: RtpMixerPool | None = None) -> str:
+def prometheus_text(
+    focus: Any, pool: RtpMixerPool | None = None, names: MetricNames = PLAIN_NAMES
+) -> str:
     """What ``GET /metrics`` serves for the media plane."""
-    return render(collect(focus, pool))
+    return render(collect(focus, pool, names))
 
 
-__all__ = ["RtpMetricSample", "collect", "prometheus_text", "render"]
+__all__ = [
+    "PLAIN_NAMES", "MetricNames", "OpaqueNames", "PlainNames", "RtpMetricSample", "collect",
+    "prometheus_text", "render",
+]  # fmt: skip

@@ -121,6 +121,21 @@ def test_floors_per_conference(tmp_path: Path) -> None:
     assert load_settings(environ={"MRF_BFCP_FLOORS": "2"}).bfcp.floors == 2
 
 
+def test_metrics_token_file(tmp_path: Path) -> None:
+    token = tmp_path / "scrape.token"
+    token.write_text("f" * 64 + "\n")
+    path = write(tmp_path, f'[web]\nmetrics_token_file = "{token}"\n')
+    assert load_settings(path, {}).web.metrics_token_file == token
+    assert load_settings(environ={}).web.metrics_token_file is None
+    for bad in ("short", "two words here " * 2, ""):
+        token.write_text(bad)
+        with pytest.raises(SettingsError, match="web.metrics_token_file: .* at least 16"):
+            load_settings(path, {})
+    token.unlink()
+    with pytest.raises(SettingsError, match="web.metrics_token_file: cannot read"):
+        load_settings(path, {})
+
+
 def test_keylog_file_is_opt_in(tmp_path: Path) -> None:
     path = write(tmp_path, f'[tls]\nkeylog_file = "{tmp_path}/keys.log"\n')
     assert load_settings(path, {}).tls.keylog_file == tmp_path / "keys.log"

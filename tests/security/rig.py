@@ -5,14 +5,16 @@ The server runs as a subprocess (:class:`tests.interop.harness.MrfServer`,
 proxy (``127.0.0.2``, the P-CSCF: its P-Asserted-Identity is believed, and the
 dial-out answerer stands behind it) and one conference, ``room``, owned by the
 web account ``ana``, where ``dora`` is the chair.  A second account, ``ben``,
-owns nothing.  Accounts,
-tokens, the conference and alice's KMS key are written to the data directory
-before the server starts (the same store and key file the CLI writes).
+owns nothing; ``metrics_token`` is the scrape token of ``GET /metrics``.
+Accounts, tokens, the conference and alice's KMS key are written to the data
+directory before the server starts (the same store and key file the CLI
+writes).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import tomllib
 import urllib.request
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ class SecurityServer:
     ana_token: str
     ben_token: str
     room_id: int
+    metrics_token: str  # the scrape token (web.metrics_token_file)
 
     @property
     def host(self) -> str:
@@ -79,7 +82,11 @@ def start_security_server(workdir: Path) -> SecurityServer:
     """Config (trusted proxy, embedded KMS), accounts, tokens, ``room``; then serve."""
     server = MrfServer(workdir, trusted_proxies=(PROXY,))
     kms_url = f"http://127.0.0.1:{free_port(tcp_and_udp=False)}/kms"
-    text = server.config.read_text()
+    metrics_token = secrets.token_hex(32)
+    token_file = workdir / "metrics.token"
+    token_file.write_text(metrics_token + "\n")
+    scrape = f'[web]\nmetrics_token_file = "{token_file}"\n'
+    text = server.config.read_text().replace("[web]\n", scrape)
     server.config.write_text(
         text[: text.index("[kms]")] + f'[kms]\nurl = "{kms_url}"\nembedded = true\n'
     )
@@ -100,7 +107,7 @@ def start_security_server(workdir: Path) -> SecurityServer:
     server.start()
     web = f"http://{server.host}:{web_port}"
     assert wait_for(lambda: _health(web), 20.0, 0.1), f"web not up:\n{tail(server.log)}"
-    return SecurityServer(server, web, kms_url, alice_key, *tokens, room.id)
+    return SecurityServer(server, web, kms_url, alice_key, *tokens, room.id, metrics_token)
 
 
 def _health(web: str) -> bool:

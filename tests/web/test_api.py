@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from starlette.testclient import TestClient
 
 from focus.store import ConferenceStore
+from mrf.settings import Settings, WebSettings
+from web import create_app
 
 from .conftest import FakeDialOut, FakeServices, sign_in
 
@@ -202,6 +206,36 @@ def test_health_and_metrics(client: TestClient, services: FakeServices, token: A
     assert "mrf_conferences 1" in lines and "mrf_accounts 3" in lines
     assert 'mrf_http_responses_total{status="201"} 1' in lines
     assert "# TYPE mrf_srtp_packets gauge" in lines
+
+
+def test_metrics_name_people_only_for_the_scrape_token(
+    services: FakeServices, tmp_path: Path
+) -> None:
+    """interfaces.md: without ``Authorization: Bearer <token>`` no conference or
+    participant is named; the scrape token (``web.metrics_token_file``) names them."""
+    token_file = tmp_path / "scrape.token"
+    token_file.write_text("s" * 40)
+    settings = Settings(web=WebSettings(metrics_token_file=token_file))
+    stream = SimpleNamespace(packets_in=3, packets_out=2, packets_lost=0, jitter_ms=0.0,
+                             auth_failures=0, replays=0)  # fmt: skip
+    services.focus.calls = [SimpleNamespace(
+        conference=SimpleNamespace(name="secret-room"), participant=ALICE_URI,
+        call_id="call-1", streams={0: stream}, roster_entry=dict,
+    )]  # fmt: skip
+    with TestClient(create_app(settings, services), base_url="http://127.0.0.1") as client:
+        anonymous = client.get("/metrics")
+        named = client.get("/metrics", headers={"Authorization": "Bearer " + "s" * 40})
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer " + "t" * 40})
+        basic = client.get("/metrics", headers={"Authorization": "Basic YTpi"})
+    assert anonymous.status_code == 200
+    assert "mrf_rtp_packets_received_total{" in anonymous.text
+    assert "secret-room" not in anonymous.text and ALICE_URI not in anonymous.text
+    assert named.status_code == 200
+    assert 'conference="secret-room"' in named.text and f'participant="{ALICE_URI}"' in named.text
+    for refused in (wrong, basic):
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+        assert refused.headers["WWW-Authenticate"].startswith("Bearer")
+        assert "secret-room" not in refused.text
 
 
 class _LiveCall:

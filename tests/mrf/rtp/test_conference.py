@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from focus.sdp.offer_answer import SdpAnswerPlan, SdpStreamPlan
 from mrf.rtp.codec import G711Codec
 from mrf.rtp.conference import RtpMixerPool
 from mrf.rtp.dtmf import RtpTelephoneEvent
-from mrf.rtp.metrics import prometheus_text
+from mrf.rtp.metrics import OpaqueNames, prometheus_text
 from mrf.rtp.packet import RtpPacket
 from mrf.rtp.plane import MediaPlane
 from mrf.rtp.srtp import SrtpContext, SrtpDirection
@@ -247,3 +248,25 @@ def test_metrics_render_prometheus_text() -> None:
         in text
     )
     assert text.count("# HELP") == 6
+
+
+def test_opaque_metric_names_hide_the_conference_and_the_participant() -> None:
+    """Keyed hashes: stable under one key, unlike under another, one per call."""
+
+    def call(call_id: str) -> object:
+        stream = type("S", (), {"packets_in": 1, "packets_out": 1, "packets_lost": 0,
+                                "jitter_ms": 0.0, "auth_failures": 0, "replays": 0})()  # fmt: skip
+        return type("C", (), {"conference": type("I", (), {"name": "retro"})(),
+                              "participant": "sip:alice@x", "call_id": call_id,
+                              "streams": {0: stream}})()  # fmt: skip
+
+    focus = type("F", (), {"calls": [call("c1"), call("c2")]})()
+    names = OpaqueNames(b"k" * 32)
+    text = prometheus_text(focus, None, names)
+    assert "retro" not in text and "alice" not in text and "c1" not in text
+    labels = re.findall(r'conference="([^"]+)",participant="([^"]+)"', text)
+    assert {c for c, _ in labels} == {names.conference("retro")}
+    assert len({p for _, p in labels}) == 2  # two calls of one person: two labels
+    assert all(re.fullmatch(r"[cp]-[0-9a-f]{16}", v) for pair in labels for v in pair)
+    assert prometheus_text(focus, None, names) == text
+    assert OpaqueNames(b"j" * 32).conference("retro") != names.conference("retro")
