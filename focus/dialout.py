@@ -5,7 +5,9 @@ Dial-out (web page, REST, or a chair's REFER to the focus):
 1. only identities on the conference's authorized list are dialled;
 2. the INVITE carries an SDES offer with fresh per-participant keys
    (:mod:`focus.sdp.offer`); the media stream is bound but **not keyed and
-   silent** until the answer is accepted;
+   silent** until the answer is accepted.  With ``sip.sdes_requires_tls`` an
+   SDES offer goes only over TLS or to a trusted proxy (else 488 before any
+   INVITE): its keys would be readable on the path;
 3. provisional responses move the roster entry to ``ringing``; no final answer
    within the ring timeout → CANCEL; a final refusal (486, 603, ...) marks the
    entry ``failed`` with the status as ``reason``;
@@ -171,8 +173,19 @@ class FocusDialOut:
         dest = self.config.outbound_proxy or uri_address(uri)
         call = FocusCall(call_id, info, info.uri(self.focus.config.domain), identity, role,
                          dest, "", joined_by="dial-out", state=CallState.DIALING)  # fmt: skip
+        if not self._uses_mikey(call) and not self._protected(dest):
+            hop = dest.transport.upper()
+            raise DialOutError(488, f"SDES keys need SIP over TLS here, not {hop} "
+                               "(sip.sdes_requires_tls): dial a sips: URI or via a trusted proxy")
         self.pending[call_id] = call
         return call, uri
+
+    def _protected(self, dest: SipAddress) -> bool:
+        """Our SDES offer may go to ``dest``: over TLS, to a trusted proxy, or no policy."""
+        config = self.focus.config
+        return not config.sdes_requires_tls or dest.transport == "tls" or (
+            dest.host in config.trusted_proxies
+        )
 
     async def _run(self, call: FocusCall, target: SipUri) -> FocusCall:
         endpoint = self.focus.endpoint

@@ -102,6 +102,7 @@ class FocusConfig:
     bye_timeout: float = 5.0
     suites: tuple[str, ...] | None = None
     mki_suites: frozenset[str] | None = None  # where the media plane handles an MKI
+    sdes_requires_tls: bool = False  # SDES keys only over SIP/TLS or from a trusted proxy
 
 
 @dataclass(slots=True)
@@ -416,7 +417,7 @@ class FocusService:
         request = event.request
         try:
             call.mikey = await self._resolve_mikey(request, call)
-            offer, plan = self._plan(request, call.conference, previous=None, mikey=call.mikey)
+            offer, plan = self._plan(event, call.conference, previous=None, mikey=call.mikey)
         except MikeyRefused as exc:
             self._refuse_mikey(endpoint, event, exc)
             return
@@ -488,13 +489,13 @@ class FocusService:
 
     def _plan(
         self,
-        request: SipRequest,
+        event: RequestReceived,
         conference: ConferenceInfo,
         previous: SdpAnswerPlan | None,
         mikey: SdpMikeyKeys | None = None,
     ) -> tuple[SdpSession, SdpAnswerPlan]:
         try:
-            offer = SdpSession.parse(request.body)
+            offer = SdpSession.parse(event.request.body)
         except SdpError as exc:
             raise SdpRemoteError(400, f"malformed SDP: {exc}") from exc
         modes = frozenset(conference.policy.key_modes) & SUPPORTED_KEY_MODES
@@ -507,10 +508,25 @@ class FocusService:
             msrp=self._chat_policy(conference),
             bfcp=self._floor_policy(conference),
             mikey=mikey,
+            sdes_refused=self._sdes_refused(event),
         )
         if self.config.suites:
             policy = dataclasses.replace(policy, suites=self.config.suites)
         return offer, plan_answer(offer, policy, previous)
+
+    def _sdes_refused(self, event: RequestReceived) -> str | None:
+        """Why SDES keys are refused in this offer: ``sdes_requires_tls`` and the offer
+        came neither over TLS nor from a trusted proxy (TS 33.328 relies on signalling
+        security for SDES: over plain UDP or TCP its keys are readable on the path)."""
+        source = event.source
+        if not self.config.sdes_requires_tls or source.transport == "tls":
+            return None
+        if source.host in self.config.trusted_proxies:
+            return None
+        return (
+            f"SDES keys need SIP over TLS here, not {source.transport.upper()} "
+            "(sip.sdes_requires_tls); use TLS, DTLS-SRTP or MIKEY-TICKET"
+        )
 
     def _chat_policy(self, conference: ConferenceInfo) -> SdpMsrpPolicy | None:
         if self.chat is None:
@@ -656,7 +672,7 @@ class FocusService:
         try:
             try:
                 mikey = await self._resolve_mikey(request, call)
-                offer, plan = self._plan(request, call.conference, call.plan, mikey)
+                offer, plan = self._plan(event, call.conference, call.plan, mikey)
             except MikeyRefused as exc:
                 self._refuse_mikey(endpoint, event, exc)  # the old session stays
                 return

@@ -105,6 +105,7 @@ async def start(settings: Settings) -> Server:
         domain=settings.sip.domain,
         trusted_proxies=frozenset(settings.sip.trusted_proxies),
         mki_suites=frozenset(name for name in SDES_SUITES if mki_supported(name)),
+        sdes_requires_tls=settings.sip.sdes_needs_protection,
     )
     focus = FocusService(store, media, config)
     endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)

@@ -54,6 +54,14 @@ class SipSettings:
     max_message_size: int = 65535
     outbound_proxy: str | None = None  # next hop of dial-out INVITEs, e.g. the P-CSCF
     ring_timeout: float = 30.0  # seconds before an unanswered dial-out is CANCELled
+    sdes_requires_tls: bool | None = None  # None: on unless ``host`` is a loopback address
+
+    @property
+    def sdes_needs_protection(self) -> bool:
+        """SDES keys only over SIP/TLS or a trusted proxy (``sdes_requires_tls`` resolved)."""
+        if self.sdes_requires_tls is not None:
+            return self.sdes_requires_tls
+        return not ipaddress.ip_address(self.host).is_loopback
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,6 +378,7 @@ KEYS: dict[str, Validator] = {
     "sip.max_message_size": _message_size,
     "sip.outbound_proxy": _sip_uri,
     "sip.ring_timeout": _ring_timeout,
+    "sip.sdes_requires_tls": _bool,
     "web.host": _ip,
     "web.port": _listen_port,
     "web.metrics_token_file": _token_file,
@@ -445,6 +454,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "sip.max_message_size": _env_int,
         "sip.outbound_proxy": _env_text,
         "sip.ring_timeout": _env_float,
+        "sip.sdes_requires_tls": _env_bool,
         "web.host": _env_text,
         "web.port": _env_int,
         "web.metrics_token_file": _env_text,

@@ -17,7 +17,10 @@ previous: SdpAnswerPlan | None = None) -> SdpAnswerPlan`` returns one
   method, an MKI while ``policy.accept_mki`` is off, or a session parameter
   we do not implement: UNENCRYPTED_SRTP, UNENCRYPTED_SRTCP,
   UNAUTHENTICATED_SRTP, KDR, FEC_KEY or an unknown one (WSH and FEC_ORDER are
-  harmless hints). Malformed crypto lines are skipped, not fatal.
+  harmless hints). Malformed crypto lines are skipped, not fatal.  With
+  ``policy.sdes_refused`` set (the focus's ``sip.sdes_requires_tls``: the offer
+  did not come over TLS or a trusted proxy) a line keyed only by ``a=crypto``
+  is refused with that reason -- not even answered as plain RTP.
 - audio on RTP/AVP(F) with ``a=crypto`` is Opportunistic SRTP (RFC 8643): we
   answer RTP/AVP with a crypto line and use SRTP. Plain RTP/AVP without crypto
   is accepted only when ``policy.require_security`` is False.
@@ -233,6 +236,7 @@ class SdpFocusPolicy:
     msrp: SdpMsrpPolicy | None = None  # chat (focus.sdp.msrp); None refuses m=message
     bfcp: SdpBfcpPolicy | None = None  # floor control (focus.sdp.bfcp); None refuses BFCP
     mikey: SdpMikeyKeys | None = None  # MIKEY-TICKET keys of this offer (focus.keying)
+    sdes_refused: str | None = None  # why SDES is refused for this offer (signalling)
 
     def __post_init__(self) -> None:
         if not self.key_modes <= SUPPORTED_KEY_MODES:
@@ -459,6 +463,8 @@ def _plan_keying(
     """SDES choice, or None for accepted plain RTP; raises ``_StreamRejected``."""
     secure = media.proto in _SECURE_PROTOS
     offered = media.get_attributes("crypto")
+    if offered and policy.sdes_refused:  # its keys crossed unprotected signalling
+        raise _StreamRejected(policy.sdes_refused)
     choice: SdpCryptoChoice | None = None
     problems: list[str] = []
     if offered and "sdes" in policy.key_modes:

@@ -117,6 +117,7 @@ async def rig(
     ring_timeout: float = 5.0,
     mode: str = "answer",
     asserted: str | None = None,
+    sdes_requires_tls: bool = False,
 ) -> AsyncIterator[Rig]:
     store = ConferenceStore(f"sqlite:///{tmp_path / 'mrf.db'}")
     store.create_all()
@@ -131,7 +132,8 @@ async def rig(
                                       ("sip:carol@127.0.0.1", "chair"),
                                       ("sip:dave@127.0.0.1", "participant")])  # fmt: skip
     proxies = frozenset({HOST}) if trusted else frozenset()
-    focus = FocusService(store, media, FocusConfig(domain=HOST, trusted_proxies=proxies))
+    config = FocusConfig(domain=HOST, trusted_proxies=proxies, sdes_requires_tls=sdes_requires_tls)
+    focus = FocusService(store, media, config)
     server = SipEndpoint(focus)
     focus.attach(server)
     await server.listen_udp(HOST, 0)
@@ -250,6 +252,25 @@ def test_only_authorized_identities_are_dialled(tmp_path: Path) -> None:
             with pytest.raises(DialOutError):
                 await r.dialout.dial("nosuch", r.bob)
             assert r.participant.requests == []
+
+    run(main)
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_sdes_dial_out_needs_protected_signalling(tmp_path: Path, trusted: bool) -> None:
+    """``sdes_requires_tls``: no SDES offer over plain UDP unless to a trusted proxy."""
+
+    async def main() -> None:
+        asserted = "sip:bob@127.0.0.1" if trusted else None  # a proxy asserts who answered
+        async with rig(tmp_path, trusted=trusted, asserted=asserted, sdes_requires_tls=True) as r:
+            if trusted:
+                call = await r.dialout.dial("retro", r.bob)
+                assert call.state.value == "connected"
+                return
+            with pytest.raises(DialOutError) as caught:
+                await r.dialout.dial("retro", r.bob)
+            assert caught.value.status == 488 and "sdes_requires_tls" in caught.value.detail
+            assert r.participant.requests == [] and r.dialout.pending == {}
 
     run(main)
 

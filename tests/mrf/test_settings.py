@@ -121,6 +121,21 @@ def test_floors_per_conference(tmp_path: Path) -> None:
     assert load_settings(environ={"MRF_BFCP_FLOORS": "2"}).bfcp.floors == 2
 
 
+@pytest.mark.parametrize(
+    ("text", "environ", "required"),
+    [
+        ("", {}, False),  # loopback: off, so local tests and demos need no TLS
+        ('[sip]\nhost = "0.0.0.0"\n', {}, True),  # anywhere else: on
+        ('[sip]\nhost = "192.0.2.7"\nsdes_requires_tls = false\n', {}, False),
+        ("", {"MRF_SIP_SDES_REQUIRES_TLS": "true"}, True),
+    ],
+)
+def test_sdes_requires_tls_defaults_to_the_listener(
+    tmp_path: Path, text: str, environ: dict[str, str], required: bool
+) -> None:
+    assert load_settings(write(tmp_path, text), environ).sip.sdes_needs_protection is required
+
+
 def test_metrics_token_file(tmp_path: Path) -> None:
     token = tmp_path / "scrape.token"
     token.write_text("f" * 64 + "\n")

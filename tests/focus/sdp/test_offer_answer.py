@@ -270,6 +270,25 @@ def test_opportunistic_srtp_rfc8643() -> None:
     assert [c.tag for c in cryptos(answer.media[0])] == [4]
 
 
+@pytest.mark.parametrize("proto", ["RTP/SAVP", "RTP/AVP"])
+def test_sdes_refused_by_the_signalling_is_488_even_where_plain_rtp_is_allowed(
+    proto: str,
+) -> None:
+    """``sdes_refused`` (the focus's ``sip.sdes_requires_tls``): the offerer's keys crossed
+    unprotected signalling; answering plain RTP instead would be a silent downgrade."""
+    offer = audio_offer(proto, f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key(30)}")
+    why = "SDES keys need SIP over TLS here"
+    for secure in (True, False):
+        policy = SdpFocusPolicy(require_security=secure, sdes_refused=why)
+        with pytest.raises(SdpRemoteError) as info:
+            plan_answer(offer, policy)
+        assert info.value.status == 488 and f"m-line 0: {why}" in info.value.reason
+    plain = plan_answer(  # no keys offered, none refused
+        audio_offer("RTP/AVP"), SdpFocusPolicy(require_security=False, sdes_refused=why)
+    )
+    assert plain.streams[0].accepted
+
+
 @pytest.mark.parametrize(
     ("offered", "answered", "hold"),
     [
