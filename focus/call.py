@@ -3,8 +3,11 @@
 Keys are per participant and per stream (TS 33.328 G.1): every accepted audio
 m-line gets its own :class:`~mrf.rtp.stream.RtpStream` keyed with the offerer's
 SDES key (inbound) and a fresh key of ours (outbound).  Nothing here is shared
-between two calls.  On re-key the stream wipes the old contexts before installing
-the new ones; on hang-up the streams are released, which wipes their keys.
+between two calls.  Each key is one :class:`~focus.sdp.secret.SecretBytes` that
+the plan, the MIKEY key set and the stream's SRTP contexts share: on re-key the
+stream wipes the old contexts before installing the new ones and the call
+wipes the old plan's keys that the new plan does not keep; on hang-up the
+streams are released and the plan's and MIKEY keys are wiped.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from focus.sdp.attributes import SdpDirection
 from focus.sdp.bfcp import SdpBfcpLocal, SdpBfcpPolicy
 from focus.sdp.msrp import SdpMsrpLocal, SdpMsrpPolicy
 from focus.sdp.offer_answer import SdpAnswerPlan, SdpStreamPlan
+from focus.sdp.secret import SecretBytes
 from focus.sip.dialog import SipDialog
 from focus.sip.transaction import SipAddress
 
@@ -44,7 +48,12 @@ class MediaStream(Protocol):
     jitter_ms: float
 
     def set_keys(
-        self, suite: str, rx_key_salt: bytes, tx_key_salt: bytes, *, rx_mki: bytes | None = None
+        self,
+        suite: str,
+        rx_key_salt: SecretBytes,
+        tx_key_salt: SecretBytes,
+        *,
+        rx_mki: bytes | None = None,
     ) -> None: ...
     def set_remote(self, host: str, rtp_port: int, rtcp_port: int | None = None) -> None: ...
     def start_silence(self, codec: str = "PCMU") -> None: ...
@@ -146,6 +155,8 @@ class FocusCall:
                 self.streams[stream_plan.index] = stream
             _configure(stream, stream_plan, send=self.acked)
             _configure_transport(media, stream, stream_plan, self.on_media_failed)
+        if self.plan is not None and self.plan is not plan:
+            self.plan.wipe(keep=plan)  # the keys the new plan replaced
         self.plan = plan
         self.state = CallState.ON_HOLD if _on_hold(plan) else CallState.CONNECTED
 
@@ -177,7 +188,15 @@ class FocusCall:
             )
             media.release(stream)
         self.streams.clear()
+        self.wipe_keys()
         self.state = CallState.LEFT
+
+    def wipe_keys(self) -> None:
+        """Zero the keys the call holds: its plan's and its MIKEY-TICKET ones."""
+        if self.plan is not None:
+            self.plan.wipe()
+        if self.mikey is not None:
+            self.mikey.wipe()
 
     def roster_entry(self) -> dict[str, object]:
         """This call as a roster entry (interfaces contract)."""

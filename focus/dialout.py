@@ -208,12 +208,15 @@ class FocusDialOut:
                             key_mgmt=key_mgmt, msrp=chat, bfcp=floor)  # fmt: skip
         invite = self._invite(call, target, offer, endpoint)
         call.log.info("[%s] dialling %s for %s", call.call_id, target, call.conference_uri)
-        response = await self._invite_and_wait(call, invite, endpoint)
-        if response is None:
-            return self._fail(call, "408 ring timeout")
-        if response.status >= 300:
-            return self._fail(call, f"{response.status} {response.reason}")
-        return await self._answered(call, invite, response, offer, endpoint)
+        try:
+            response = await self._invite_and_wait(call, invite, endpoint)
+            if response is None:
+                return self._fail(call, "408 ring timeout")
+            if response.status >= 300:
+                return self._fail(call, f"{response.status} {response.reason}")
+            return await self._answered(call, invite, response, offer, endpoint)
+        finally:
+            offer.wipe(keep=call.plan)  # the keys of the lines not chosen (all, on failure)
 
     def _offer_channels(self, call: FocusCall) -> tuple[SdpMsrpLocal | None, SdpBfcpLocal | None]:
         """Our chat and floor control sides, when the focus serves them (as dial-in)."""

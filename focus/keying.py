@@ -64,6 +64,7 @@ from focus.mikey.responder import MikeyTransferResponder
 from focus.mikey.timestamp import MikeyReplayCache
 from focus.sdp.attributes import SdpKeyMgmt
 from focus.sdp.offer_answer import SdpMikeyKeys
+from focus.sdp.secret import SecretBytes
 from focus.sdp.session import SdpSession
 
 logger = logging.getLogger(__name__)
@@ -270,7 +271,9 @@ class MikeyDialOutKeys:
         """The offer's ``a=key-mgmt`` value (RFC 4567 §3)."""
         return str(SdpKeyMgmt("mikey", bytes(self.transfer.message)))
 
-    def answer_keys(self, answer: SdpSession, *, now: float) -> tuple[str, bytes, bytes]:
+    def answer_keys(
+        self, answer: SdpSession, *, now: float
+    ) -> tuple[str, SecretBytes, SecretBytes]:
         """``(suite, rx key||salt, tx key||salt)``; :class:`MikeyRefused` (403 / 488)."""
         groups = offer_key_mgmt(answer)
         if len(groups) != 1:
@@ -289,7 +292,7 @@ class MikeyDialOutKeys:
         if 1 not in teks or 2 not in teks:
             raise MikeyRefused(488, "Not Acceptable Here", "TRANSFER_RESP lost a crypto session")
         tx, rx = teks[1], teks[2]
-        return DIAL_OUT_SUITE, rx[1] + rx[2], tx[1] + tx[2]
+        return DIAL_OUT_SUITE, SecretBytes(rx[1] + rx[2]), SecretBytes(tx[1] + tx[2])
 
 
 def _key_stream(
@@ -301,16 +304,15 @@ def _key_stream(
     own: dict[int, int],
 ) -> None:
     if stream.tls is not None:
-        keys.psk[stream.index] = teks[stream.tls][1]
+        keys.psk[stream.index] = SecretBytes(teks[stream.tls][1])
         return
     by_cs = {s.cs_id: s for s in sessions}
     suites = {srtp_suite(policies[by_cs[cs].policy_nos[0]]) for cs in stream.srtp}
     if len(suites) != 1:
         raise MikeyRemoteError("two SRTP policies for one audio line", MikeyErrorCode.INVALID_SP)
     rx, tx = stream.srtp[0], stream.srtp[-1]
-    keys.srtp[stream.index] = (
-        suites.pop(), teks[rx][1] + teks[rx][2], teks[tx][1] + teks[tx][2],
-    )  # fmt: skip
+    rx_key, tx_key = teks[rx][1] + teks[rx][2], teks[tx][1] + teks[tx][2]
+    keys.srtp[stream.index] = (suites.pop(), SecretBytes(rx_key), SecretBytes(tx_key))
     keys.ssrc[stream.index] = own[tx]
 
 
@@ -318,11 +320,11 @@ def _smime(
     sessions: list[MikeyGenericIdEntry],
     teks: dict[int, tuple[int, bytes, bytes]],
     profile: MikeyProfile,
-) -> tuple[bytes, bytes] | None:
+) -> tuple[SecretBytes, bytes] | None:
     """``(TEK, SPI)`` of the PSK S/MIME crypto session (TS 33.328 Annex I, decision (b))."""
     for entry in sessions:
         if entry.prot_type == profile.prot_types.psk_smime and entry.spi:
-            return teks[entry.cs_id][1], entry.spi
+            return SecretBytes(teks[entry.cs_id][1]), entry.spi
     return None
 
 

@@ -422,6 +422,7 @@ class FocusService:
             self._refuse_mikey(endpoint, event, exc)
             return
         except SdpRemoteError as exc:
+            call.wipe_keys()  # MIKEY keys resolved for an offer we refuse
             self._refuse_sdp(endpoint, event, exc)
             return
         try:
@@ -432,6 +433,7 @@ class FocusService:
             self._close_chat(call)
             self._close_floor(call)
             call.release_media(self.media)
+            plan.wipe()
             logger.warning("[%s] no media for %s: %s", call.call_id, call.participant, exc)
             self._refuse(endpoint, event, 503, "Service Unavailable", [("Retry-After", "2")])
             return
@@ -677,10 +679,14 @@ class FocusService:
                 self._refuse_mikey(endpoint, event, exc)  # the old session stays
                 return
             except SdpRemoteError as exc:
+                if mikey is not None and mikey is not call.mikey:
+                    mikey.wipe()
                 self._refuse_sdp(endpoint, event, exc)  # the old session stays (RFC 3264 §8)
                 return
-            call.mikey = mikey
+            replaced, call.mikey = call.mikey, mikey
             await call.apply_plan(plan, self.media)
+            if replaced is not None and replaced is not mikey:
+                replaced.wipe()
             self._open_chat(call, plan)
             self._open_floor(call, plan)
             response = self._answer(endpoint, request, offer, call, plan, to_tag=None)

@@ -52,6 +52,7 @@ from OpenSSL import SSL
 from focus.sdp.attributes import SdpFingerprint
 from focus.sdp.msrp import SdpMsrpLocal, SdpMsrpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
+from focus.sdp.secret import SecretBytes
 from focus.sip.message import SipError
 from focus.sip.uri import SipUri
 from mrf.connection_cap import SourceCap
@@ -309,7 +310,7 @@ class ChatRelay:
             raise
         return sock
 
-    def _serve_psk(self, session: ChatSession, sock: socket.socket, psk: bytes) -> None:
+    def _serve_psk(self, session: ChatSession, sock: socket.socket, psk: SecretBytes) -> None:
         """Our own listener for this session (the answer is sent before anyone connects)."""
         session.psk_port = int(sock.getsockname()[1])
         context = psk_server_context(psk, keylog_filename=self.keylog_filename)

@@ -53,6 +53,7 @@ from focus.events import FocusEvent, ParticipantLeft
 from focus.sdp.attributes import SdpFingerprint
 from focus.sdp.bfcp import SdpBfcpLocal, SdpBfcpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
+from focus.sdp.secret import SecretBytes
 from mrf.bfcp.codes import BfcpErrorCode as E
 from mrf.bfcp.connection import BfcpConnection, BfcpRole, error_message
 from mrf.bfcp.events import BfcpConnectionFailed, BfcpMessageRefused, BfcpRequestReceived
@@ -270,7 +271,7 @@ class FloorControl:
             raise
         return sock
 
-    def _serve_psk(self, session: FloorSession, sock: socket.socket, psk: bytes) -> None:
+    def _serve_psk(self, session: FloorSession, sock: socket.socket, psk: SecretBytes) -> None:
         """This session's own TLS-PSK listener (the answer goes out before anyone connects)."""
         context = psk_server_context(psk, keylog_filename=self.keylog_filename)
         loop = asyncio.get_running_loop()

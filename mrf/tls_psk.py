@@ -12,6 +12,9 @@
 
 Uses ``SSLContext.set_psk_server_callback`` / ``set_psk_client_callback``
 (Python 3.13).  Keys are never logged; a key-log file is an explicit opt-in.
+A PSK given as :class:`~focus.sdp.secret.SecretBytes` is read only when a
+handshake asks for it (``ssl`` takes ``bytes``: a copy per handshake), so a
+key the focus wiped at hang-up fails the handshake instead.
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import ssl
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from focus.sdp.secret import SecretBytes
+
 PSK_CIPHERS = "PSK-AES128-GCM-SHA256:PSK-AES256-GCM-SHA384:PSK-CHACHA20-POLY1305"
 DEFAULT_TLS_PROT_TYPE = 241  # decision (a); configurable
 
-type PskLookup = Callable[[str | None], bytes | None]
+type PskKey = bytes | SecretBytes
+type PskLookup = Callable[[str | None], PskKey | None]
 
 
 class TlsPskError(ValueError):
@@ -72,7 +78,7 @@ def _base(side: int, ciphers: str, keylog_filename: Path | None) -> ssl.SSLConte
 
 
 def psk_server_context(
-    psk: bytes | PskLookup,
+    psk: PskKey | PskLookup,
     *,
     ciphers: str = PSK_CIPHERS,
     keylog_filename: Path | None = None,
@@ -85,14 +91,14 @@ def psk_server_context(
 
     def callback(identity: str | None) -> bytes:
         key = psk(identity) if callable(psk) else psk
-        return key or b""  # empty = handshake failure
+        return bytes(key) if key else b""  # empty (unknown, or wiped) = handshake failure
 
     context.set_psk_server_callback(callback)
     return context
 
 
 def psk_client_context(
-    psk: bytes, *, ciphers: str = PSK_CIPHERS, keylog_filename: Path | None = None
+    psk: PskKey, *, ciphers: str = PSK_CIPHERS, keylog_filename: Path | None = None
 ) -> ssl.SSLContext:
     """Client side: empty PSK identity, no certificate check (the PSK authenticates)."""
     if not psk:
@@ -100,5 +106,5 @@ def psk_client_context(
     context = _base(ssl.PROTOCOL_TLS_CLIENT, ciphers, keylog_filename)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    context.set_psk_client_callback(lambda hint: (None, psk))
+    context.set_psk_client_callback(lambda hint: (None, bytes(psk)))
     return context

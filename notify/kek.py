@@ -123,9 +123,9 @@ class CallKekProvider:
             if call.conference.name != conference or str(call.identity.aor) != identity:
                 continue
             smime = getattr(getattr(call, "mikey", None), "smime", None)
-            if smime is not None:
+            if smime is not None and smime[0]:  # wiped at hang-up: no KEK then
                 tek, spi = smime
-                return NotifyKek(tek, spi)
+                return NotifyKek(bytes(tek), spi)  # a copy for this NOTIFY only
         return None
 
 

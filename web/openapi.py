@@ -243,9 +243,15 @@ PATHS: dict[str, Any] = {
     },
     "/metrics": {
         "get": {
-            "operationId": "metrics", "summary": "Prometheus text format", "security": [],
+            "operationId": "metrics", "summary": "Prometheus text format",
+            "description": "Without Authorization the media series carry opaque labels; "
+            "the scrape token (web.metrics_token_file) gets conference and participant "
+            "names; any other token is 401.",
+            "security": [{}, {"scrape": []}],
             "responses": {"200": {"description": "metrics",
-                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}},
+                          "401": _json(_ref("Error"), "a bearer token that is not the "
+                                       "scrape token")},
         },
     },
 }  # fmt: skip
@@ -265,6 +271,8 @@ OPENAPI: dict[str, Any] = {
                        "description": "a token from `mrf admin token NAME`"},
             "session": {"type": "apiKey", "in": "cookie", "name": "mrf_session",
                         "description": "the web session; changes also need X-CSRF-Token"},
+            "scrape": {"type": "http", "scheme": "bearer",
+                       "description": "GET /metrics only: the token in web.metrics_token_file"},
         },
     },
     "security": [{"bearer": []}, {"session": []}],

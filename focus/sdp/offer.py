@@ -10,7 +10,8 @@ media plane keys a dialled-out participant exactly like a dialled-in one: the
 answerer's key inbound, our key of the chosen line outbound.
 
 Every offer draws fresh keys, so two participants never share one; the keys of
-the lines the answerer did not choose are never used.
+the lines the answerer did not choose are never used, and :meth:`SdpOfferState.wipe`
+zeroes them (the dial-out does once the answer is in, or the dial-out failed).
 
 **MIKEY-TICKET** (``key_mgmt`` given, RFC 4567 §3 / RFC 6043): the offer
 carries the TRANSFER_INIT as session-level ``a=key-mgmt`` and no ``a=crypto``;
@@ -56,6 +57,7 @@ from focus.sdp.offer_answer import (
     SdpStreamPlan,
 )
 from focus.sdp.sdes import SdpCrypto, generate_key_salt
+from focus.sdp.secret import SecretBytes
 from focus.sdp.session import (
     SdpAttribute,
     SdpConnection,
@@ -83,7 +85,7 @@ class SdpOfferState:
     """Our offer and the keys behind its crypto lines (kept for the answer)."""
 
     offer: SdpSession
-    keys: dict[int, tuple[str, bytes]] = field(repr=False)  # tag -> (suite, key||salt)
+    keys: dict[int, tuple[str, SecretBytes]] = field(repr=False)  # tag -> (suite, key||salt)
     payload_types: tuple[int, ...]
     telephone_event_pt: int | None
     key_mgmt: str | None = None  # our a=key-mgmt (MIKEY-TICKET TRANSFER_INIT)
@@ -92,6 +94,13 @@ class SdpOfferState:
 
     def __bytes__(self) -> bytes:
         return bytes(self.offer)
+
+    def wipe(self, keep: SdpAnswerPlan | None = None) -> None:
+        """Zero our offered keys, except the one the answer chose (``keep`` holds it)."""
+        kept = {id(held) for held in keep.secrets()} if keep is not None else set()
+        for _, key in self.keys.values():
+            if id(key) not in kept:
+                key.wipe()
 
 
 def build_offer(
@@ -133,10 +142,10 @@ def build_offer(
     attributes += [SdpAttribute("ptime", str(ptime)), SdpAttribute("sendrecv", None)]
     if bfcp is not None:
         attributes.append(SdpAttribute("label", AUDIO_LABEL))
-    keys: dict[int, tuple[str, bytes]] = {}
+    keys: dict[int, tuple[str, SecretBytes]] = {}
     for tag, suite in enumerate(suites, start=1):
-        keys[tag] = (suite, generate_key_salt(suite))
-        inline = base64.b64encode(keys[tag][1]).decode("ascii")
+        keys[tag] = (suite, SecretBytes(generate_key_salt(suite)))
+        inline = base64.b64encode(keys[tag][1].view()).decode("ascii")
         attributes.append(SdpAttribute("crypto", f"{tag} {suite} inline:{inline}"))
     addrtype = "IP6" if ":" in local_host else "IP4"
     media = SdpMedia("audio", port, "RTP/SAVP", formats, attributes=attributes)
@@ -180,7 +189,7 @@ def accept_answer(
     state: SdpOfferState,
     answer: SdpSession,
     *,
-    mikey: tuple[str, bytes, bytes] | None = None,
+    mikey: tuple[str, SecretBytes, SecretBytes] | None = None,
     local_ssrc: int | None = None,
 ) -> SdpAnswerPlan:
     """Check ``answer`` against our offer (RFC 3264 §6, RFC 4568 §5.1.2).
@@ -300,7 +309,7 @@ def _chosen_crypto(state: SdpOfferState, media: SdpMedia) -> SdpCryptoChoice:
     return SdpCryptoChoice(
         tag=crypto.tag,
         suite=crypto.suite,
-        remote_key_salt=key.key_salt,
+        remote_key_salt=SecretBytes(key.key_salt),
         local_key_salt=ours[1],
         remote_mki=key.mki,
         remote_lifetime=key.lifetime,

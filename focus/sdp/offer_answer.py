@@ -56,12 +56,16 @@ previous: SdpAnswerPlan | None = None) -> SdpAnswerPlan`` returns one
 
 Keys: every plan draws a fresh local master key and salt per accepted stream
 with ``generate_key_salt`` (secrets.token_bytes), so two participants (or two
-answers) never share a key. Re-offers (re-INVITE, RFC 3264 §8): pass the
+answers) never share a key.  Both directions' keys are held as
+:class:`~focus.sdp.secret.SecretBytes`, which the media plane borrows;
+:meth:`SdpAnswerPlan.wipe` zeroes them (the focus does at hang-up and when a
+re-offer replaces them). Re-offers (re-INVITE, RFC 3264 §8): pass the
 ``previous`` plan. A new local key is generated for every answer in which
 the offerer changed its key, tag or suite (RFC 4568 §7.1.4 allows either);
 when the offerer kept its key (hold, an ICE updated offer) we keep ours too,
 because baresip 1.0 does not re-key its inbound SRTP on a re-INVITE answer
-(the media plane then keeps its SRTP contexts, ``RtpStream.set_keys``).
+(the media plane then keeps its SRTP contexts, ``RtpStream.set_keys``): the
+new plan then holds the very same key objects as the previous one.
 ``previous`` is used to keep the previously chosen crypto line (same tag and
 suite) when it is still offered, to refuse an m-line count that shrinks
 (RFC 3264 §8) and to refuse a downgrade of a secured stream to plain RTP.
@@ -121,6 +125,7 @@ from focus.sdp.msrp import (
     plan_msrp,
 )
 from focus.sdp.sdes import SDES_SUITES, generate_key_salt
+from focus.sdp.secret import SecretBytes
 from focus.sdp.session import (
     SdpAttribute,
     SdpConnection,
@@ -210,13 +215,18 @@ class SdpMikeyKeys:
     (``mikey <base64 TRANSFER_RESP>``) for the answer.
     """
 
-    srtp: dict[int, tuple[str, bytes, bytes]] = field(default_factory=dict, repr=False)
-    psk: dict[int, bytes] = field(default_factory=dict, repr=False)
+    srtp: dict[int, tuple[str, SecretBytes, SecretBytes]] = field(default_factory=dict, repr=False)
+    psk: dict[int, SecretBytes] = field(default_factory=dict, repr=False)
     ssrc: dict[int, int] = field(default_factory=dict)
     session_key_mgmt: str | None = None
     media_key_mgmt: dict[int, str] = field(default_factory=dict)
     transfer_inits: tuple[bytes, ...] = field(default=(), repr=False)  # what was answered
-    smime: tuple[bytes, bytes] | None = field(default=None, repr=False)  # PSK S/MIME (TEK, SPI)
+    smime: tuple[SecretBytes, bytes] | None = field(default=None, repr=False)  # (TEK, SPI)
+
+    def wipe(self) -> None:
+        """Zero every key held here (hang-up, or a re-offer with other keys)."""
+        for held in _mikey_secrets(self):
+            held.wipe()
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,15 +264,15 @@ class SdpCryptoChoice:
 
     tag: int
     suite: str
-    remote_key_salt: bytes = field(repr=False)
-    local_key_salt: bytes = field(repr=False)
+    remote_key_salt: SecretBytes = field(repr=False)
+    local_key_salt: SecretBytes = field(repr=False)
     remote_mki: bytes | None = None
     remote_lifetime: int | None = None
 
     @property
     def local_inline(self) -> str:
         """``inline:<base64(key||salt)>`` (RFC 4568 §6.1), padded base64."""
-        return "inline:" + base64.b64encode(self.local_key_salt).decode("ascii")
+        return "inline:" + base64.b64encode(self.local_key_salt.view()).decode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +300,7 @@ class SdpStreamPlan:
     key_mode: str = "none"
     msrp: SdpMsrpPlan | None = None  # set for an accepted m=message (focus.sdp.msrp)
     bfcp: SdpBfcpPlan | None = None  # set for an accepted BFCP line (focus.sdp.bfcp)
-    psk: bytes | None = field(default=None, repr=False)  # TLS-PSK from MIKEY-TICKET
+    psk: SecretBytes | None = field(default=None, repr=False)  # TLS-PSK from MIKEY-TICKET
     local_ssrc: int | None = None  # the SSRC a MIKEY TRANSFER_RESP announced
     dtls: SdpDtlsPlan | None = None  # DTLS-SRTP keying (focus.sdp.dtls), key_mode "dtls"
     ice: SdpIcePlan | None = None  # the offer's ICE (focus.sdp.ice), any key mode
@@ -303,6 +313,28 @@ class SdpAnswerPlan:
     @property
     def accepted(self) -> tuple[SdpStreamPlan, ...]:
         return tuple(s for s in self.streams if s.accepted)
+
+    def secrets(self) -> list[SecretBytes]:
+        """The key objects of this plan: SRTP keys both ways, TLS-PSKs."""
+        held: list[SecretBytes] = []
+        for stream in self.streams:
+            if stream.crypto is not None:
+                held += [stream.crypto.remote_key_salt, stream.crypto.local_key_salt]
+            if stream.psk is not None:
+                held.append(stream.psk)
+        return held
+
+    def wipe(self, keep: SdpAnswerPlan | None = None) -> None:
+        """Zero this plan's keys, except those ``keep`` (the plan replacing it) holds too."""
+        kept = {id(held) for held in keep.secrets()} if keep is not None else set()
+        for held in self.secrets():
+            if id(held) not in kept:
+                held.wipe()
+
+
+def _mikey_secrets(keys: SdpMikeyKeys) -> list[SecretBytes]:
+    held = [k for _, rx, tx in keys.srtp.values() for k in (rx, tx)]
+    return held + list(keys.psk.values()) + ([keys.smime[0]] if keys.smime else [])
 
 
 class _StreamRejected(Exception):
@@ -369,7 +401,11 @@ def _plan_floors(
 
 
 def _plan_message(
-    offer: SdpSession, index: int, media: SdpMedia, policy: SdpMsrpPolicy, psk: bytes | None
+    offer: SdpSession,
+    index: int,
+    media: SdpMedia,
+    policy: SdpMsrpPolicy,
+    psk: SecretBytes | None,
 ) -> SdpStreamPlan:
     try:
         chat = plan_msrp(offer, media, policy, psk=psk is not None)
@@ -513,16 +549,19 @@ def _choose_crypto(
         same = [c for c in candidates if (c.tag, c.suite) == (prev.crypto.tag, prev.crypto.suite)]
         chosen = same[0] if same else chosen
     key = chosen.keys[0]
-    local = generate_key_salt(chosen.suite)
-    if prev is not None and prev.crypto is not None and prev.key_mode == "sdes":
-        old = prev.crypto  # offerer kept its key (e.g. ICE's updated offer): so do we
-        if (old.tag, old.suite, old.remote_key_salt) == (chosen.tag, chosen.suite, key.key_salt):
-            local = old.local_key_salt
+    old = prev.crypto if prev is not None and prev.key_mode == "sdes" else None
+    if old is not None and (old.tag, old.suite) == (chosen.tag, chosen.suite) and (
+        old.remote_key_salt == key.key_salt
+    ):  # the offerer kept its key (e.g. ICE's updated offer): so do we, same objects
+        remote, local = old.remote_key_salt, old.local_key_salt
+    else:
+        remote = SecretBytes(key.key_salt)
+        local = SecretBytes(generate_key_salt(chosen.suite))
     return (
         SdpCryptoChoice(
             tag=chosen.tag,
             suite=chosen.suite,
-            remote_key_salt=key.key_salt,
+            remote_key_salt=remote,
             local_key_salt=local,
             remote_mki=key.mki,
             remote_lifetime=key.lifetime,

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
 from focus.sdp.attributes import SdpFingerprint
+from focus.sdp.secret import SecretBytes
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +96,8 @@ class RtpDtlsKeys:
     """SRTP master key||salt per direction, from the exporter (never logged)."""
 
     suite: str
-    rx_key_salt: bytes = field(repr=False)
-    tx_key_salt: bytes = field(repr=False)
+    rx_key_salt: SecretBytes = field(repr=False)  # borrowed by the stream's SRTP contexts
+    tx_key_salt: SecretBytes = field(repr=False)
 
 
 class RtpDtlsCertificate:
@@ -250,7 +251,7 @@ class RtpDtlsSession:
         client = material[:k] + material[2 * k : 2 * k + s]
         server = material[k : 2 * k] + material[2 * k + s :]
         rx, tx = (server, client) if self.client else (client, server)
-        return RtpDtlsKeys(profile.suite, rx, tx)
+        return RtpDtlsKeys(profile.suite, SecretBytes(rx), SecretBytes(tx))
 
     def _read_records(self) -> None:
         """After the handshake only alerts are expected: close_notify ends the session."""

@@ -21,9 +21,14 @@ E-flag/index word) and the authentication tag, strips them -- the tag does not
 cover them (RFC 3711 §4.2) -- and hands the rest to libsrtp.  Outbound packets
 never carry an MKI.  AEAD suites refuse an MKI (`SrtpSuite.supports_mki`).
 
-Keys are never logged.  `SrtpContext.wipe()` overwrites every copy of the
-master key that this process can reach and frees the libsrtp session (libsrtp
-zeroises its own derived session keys on dealloc).
+Keys are never logged.  A context borrows its master key: given a
+:class:`~focus.sdp.secret.SecretBytes` (the focus's plan holds the same
+object) it keeps no copy of its own, given ``bytes`` it makes one holder.
+`SrtpContext.wipe()` zeroes that holder, the key copy handed to libsrtp (the
+policy's buffer) and the session's scratch buffer, and frees the libsrtp
+session (libsrtp zeroises its own derived session keys on dealloc).  What it
+cannot reach: pylibsrtp takes the key only as immutable ``bytes``, so one
+short-lived copy is made for it at keying and left to the garbage collector.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from enum import StrEnum
 from typing import Any
 
 import pylibsrtp
+
+from focus.sdp.secret import SecretBytes
 
 # libsrtp 2 srtp_crypto_policy_t: cipher_type, cipher_key_len, auth_type,
 # auth_key_len, auth_tag_len, sec_serv -- six 32-bit ints (srtp.h).
@@ -217,7 +224,7 @@ class SrtpContext:
     def __init__(
         self,
         suite: SrtpSuite | str,
-        key_salt: bytes,
+        key_salt: SecretBytes | bytes,
         direction: SrtpDirection,
         *,
         rx_mki: bytes | None = None,
@@ -230,7 +237,7 @@ class SrtpContext:
                 f"got {len(key_salt)}"
             )
         self.rx_mki = self._check_mki(rx_mki)
-        self._key = bytearray(key_salt)
+        self._key = key_salt if isinstance(key_salt, SecretBytes) else SecretBytes(key_salt)
         self._policy: pylibsrtp.Policy | None = None
         self._session: pylibsrtp.Session | None = None
         self.protected = 0
@@ -259,7 +266,7 @@ class SrtpContext:
         )
         policy = pylibsrtp.Policy(ssrc_type=ssrc_type, srtp_profile=self.suite.profile)
         _apply_crypto_policy(policy, self.suite)
-        policy.key = bytes(self._key)
+        policy.key = bytes(self._key)  # pylibsrtp takes bytes only: a copy we cannot wipe
         try:
             self._session = pylibsrtp.Session(policy)
         except pylibsrtp.Error as exc:
@@ -268,8 +275,8 @@ class SrtpContext:
 
     @property
     def key_length(self) -> int:
-        """Key+salt length in bytes (safe to log)."""
-        return len(self._key)
+        """Key+salt length in bytes (safe to log; the suite's, so still right once wiped)."""
+        return self.suite.key_salt_length
 
     @property
     def wiped(self) -> bool:
@@ -346,8 +353,7 @@ class SrtpContext:
 
     def wipe(self) -> None:
         """Overwrite the held master key copies and free the libsrtp session."""
-        for i in range(len(self._key)):
-            self._key[i] = 0
+        self._key.wipe()
         if self._policy is not None:
             key_buffer: Any = self._policy.key  # a writable cffi buffer over the key copy
             if key_buffer is not None:

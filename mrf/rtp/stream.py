@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from focus.sdp.secret import SecretBytes
 from mrf.rtp.packet import (
     RtcpBye,
     RtcpPacket,
@@ -67,6 +68,18 @@ _COUNTERS = (  # RtpStream attributes reported by stats()
     "packets_in bytes_in packets_out bytes_out auth_failures replays malformed unkeyed "
     "rtcp_in rtcp_out"
 ).split()
+
+
+def _key_id(
+    suite: str, rx: SecretBytes | bytes, tx: SecretBytes | bytes, mki: bytes | None
+) -> bytes:
+    """A digest that tells whether a re-key brings the same keys (no copy of them made)."""
+    digest = hashlib.sha256(suite.encode())
+    for part in (rx, tx, mki or b""):
+        data = part.view() if isinstance(part, SecretBytes) else part
+        digest.update(len(data).to_bytes(2, "big"))
+        digest.update(data)
+    return digest.digest()
 
 
 class _StreamProtocol(asyncio.DatagramProtocol):
@@ -177,18 +190,19 @@ class RtpStream:
     def set_keys(
         self,
         suite: SrtpSuite | str,
-        rx_key_salt: bytes,
-        tx_key_salt: bytes,
+        rx_key_salt: SecretBytes | bytes,
+        tx_key_salt: SecretBytes | bytes,
         *,
         rx_mki: bytes | None = None,
     ) -> None:
         """(Re-)key: wipe the old contexts first, then build new ones. Keys are not logged.
 
-        `rx_mki` is the MKI the peer's SRTP/SRTCP carries (RFC 4568 §6.1); ours
-        never carries one.  On `SrtpLocalError` the stream is left unkeyed.
+        The contexts borrow ``SecretBytes`` keys (the plan's objects, wiped with
+        the contexts); ``bytes`` keys get a holder each.  `rx_mki` is the MKI the
+        peer's SRTP/SRTCP carries (RFC 4568 §6.1); ours never carries one.  On
+        `SrtpLocalError` the stream is left unkeyed.
         """
-        name = str(getattr(suite, "name", suite)).encode()
-        key_id = hashlib.sha256(b"|".join((name, rx_key_salt, tx_key_salt, rx_mki or b""))).digest()
+        key_id = _key_id(str(getattr(suite, "name", suite)), rx_key_salt, tx_key_salt, rx_mki)
         if self._rx is not None and key_id == self._key_id:
             return  # same keys (a re-offer kept them): the contexts, ROC and replay list go on
         self._wipe_keys()

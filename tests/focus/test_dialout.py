@@ -73,7 +73,7 @@ class Participant:
         plan = plan_answer(offer)
         crypto = plan.streams[0].crypto
         assert crypto is not None
-        self.keys = {"ours": crypto.local_key_salt, "focus": crypto.remote_key_salt}
+        self.keys = {"ours": bytes(crypto.local_key_salt), "focus": bytes(crypto.remote_key_salt)}
         answer = build_answer(offer, plan, local_host=HOST, ports={0: self.media_port},
                               session_id=1, session_version=1)  # fmt: skip
         local = endpoint.local_address("udp")

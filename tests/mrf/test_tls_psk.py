@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from focus.sdp.secret import SecretBytes
 from mrf.tls_psk import (
     TlsPskError,
     psk_client_context,
@@ -97,6 +98,29 @@ def test_wrong_key_fails_the_handshake() -> None:
             psk_client_context(b"\x01" * 16).wrap_socket(raw)
     server.join(10)
     assert isinstance(server.result, ssl.SSLError)
+
+
+def test_a_held_psk_is_read_per_handshake_and_a_wiped_one_fails() -> None:
+    """README "Keys in memory": the context reads the holder at each handshake."""
+    held = SecretBytes(PSK)
+    for wiped in (False, True):
+        if wiped:
+            held.wipe()  # the call hung up while its listener was still open
+        server = _Server(psk_server_context(held))
+        server.start()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            if wiped:
+                with pytest.raises(ssl.SSLError):
+                    psk_client_context(PSK).wrap_socket(raw)
+            else:
+                with psk_client_context(SecretBytes(PSK)).wrap_socket(raw) as tls:
+                    tls.sendall(b"ping\n")
+                    assert tls.recv(100) == b"pong\n"
+        server.join(10)
+        if wiped:
+            assert isinstance(server.result, ssl.SSLError)
+        else:
+            assert server.result == ("TLSv1.2", "PSK-AES128-GCM-SHA256", b"ping\n")
 
 
 def _s_client(port: int, psk: bytes, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -60,7 +60,7 @@ def test_handshake_derives_mirrored_keys() -> None:
     assert len(client.keys.tx_key_salt) == 16 + 12  # AES-128-GCM key || 96-bit salt
     assert "key_salt" not in repr(client.keys).replace("tx_key_salt", "").replace(
         "rx_key_salt", ""
-    ) and client.keys.tx_key_salt.hex() not in repr(client.keys)
+    ) and bytes(client.keys.tx_key_salt).hex() not in repr(client.keys)
 
 
 def test_the_derived_keys_protect_srtp_end_to_end() -> None:

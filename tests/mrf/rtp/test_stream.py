@@ -167,13 +167,13 @@ def test_rekey_wipes_old_keys() -> None:
         await until(lambda: stream.packets_in == 1)
         new_rx = os.urandom(30)
         stream.set_keys(SUITE, new_rx, os.urandom(30))
-        assert all(c is not None and c.wiped and not any(c._key) for c in old_contexts)
+        assert all(c is not None and c.wiped and c._key.wiped for c in old_contexts)
         transport.sendto(old_sender.protect(rtp(2)), (HOST, stream.rtp_port))
         transport.sendto(session(new_rx, True).protect(rtp(3)), (HOST, stream.rtp_port))
         await until(lambda: stream.auth_failures == 1 and stream.packets_in == 2)
         stream.close()
         assert stream._rx is None and stream._tx is None
-        assert all(not any(c._key) for c in old_contexts if c is not None)
+        assert all(c._key.wiped for c in old_contexts if c is not None)
         transport.close()
 
     run(body)
