@@ -66,6 +66,24 @@ def validate_conference_name(name: object) -> str:
     return name
 
 
+def is_conference_name(text: object) -> bool:
+    """True for a valid conference name (the only names the store holds or looks up)."""
+    return isinstance(text, str) and _NAME.fullmatch(text) is not None
+
+
+def conference_name(user: str | None) -> str | None:
+    """The conference a Request-URI's user part names, or ``None`` when it names none.
+
+    Names are lower-case ASCII, so ASCII letters are folded (``Room`` reaches
+    ``room``); anything that cannot be a name (other characters, escaped octets
+    that were not UTF-8, NUL) is ``None`` and never reaches a store query.
+    """
+    if user is None or not user.isascii():
+        return None
+    folded = user.lower()
+    return folded if is_conference_name(folded) else None
+
+
 def normalize_aor(text: object) -> str:
     """Canonical address of record for authorization lists and identity checks.
 

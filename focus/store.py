@@ -42,6 +42,7 @@ from focus.conference import (
     InvalidInput,
     StoreError,
     coerce_participants,
+    is_conference_name,
     normalize_aor,
     validate_conference_name,
 )
@@ -229,9 +230,14 @@ class ConferenceStore(AccountQueries):
         return info
 
     def get_conference(self, name: str) -> ConferenceInfo | None:
-        """The conference called ``name``, or ``None``."""
+        """The conference called ``name``, or ``None``.
+
+        A string that cannot be a conference name (e.g. a SIP user part with
+        bytes that were not UTF-8, or NUL, which PostgreSQL cannot hold) is not
+        looked up at all: no query carries what the database cannot store.
+        """
         with Session(self.engine) as session:
-            row = session.exec(select(Conference).where(Conference.name == name)).first()
+            row = self._named(session, name)
             return None if row is None else self._load(session, row)
 
     def get_conference_by_id(self, conference_id: int) -> ConferenceInfo | None:
@@ -261,7 +267,7 @@ class ConferenceStore(AccountQueries):
     def delete_conference(self, name: str) -> bool:
         """Delete ``name`` and its authorized list; ``False`` when there was none."""
         with Session(self.engine) as session:
-            row = session.exec(select(Conference).where(Conference.name == name)).first()
+            row = self._named(session, name)
             if row is None:
                 return False
             session.exec(
@@ -333,10 +339,17 @@ class ConferenceStore(AccountQueries):
 
     @staticmethod
     def _require(session: Session, name: str) -> Conference:
-        row = session.exec(select(Conference).where(Conference.name == name)).first()
+        row = ConferenceStore._named(session, name)
         if row is None:
             raise ConferenceNotFound(f"no conference named {name!r}")
         return row
+
+    @staticmethod
+    def _named(session: Session, name: str) -> Conference | None:
+        """The row called ``name``; a string that cannot be a name is not queried."""
+        if not is_conference_name(name):
+            return None
+        return session.exec(select(Conference).where(Conference.name == name)).first()
 
     @staticmethod
     def _integrity(exc: IntegrityError, name: str) -> StoreError:

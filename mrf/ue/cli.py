@@ -8,7 +8,8 @@ udp|tcp|tls] [--audio] [--msrp] [--bfcp [--setup active|passive]
 [--request-floor]] [--say TEXT]... [--duration SECONDS]``
 
 Events (one JSON object a line on stdout, ``event`` field): ``joined``,
-``refused`` (``status``), ``chat`` (``from``, ``text``, ``size``, ``sha256``,
+``refused`` (``status``, ``reason``, ``warning``: the text of the answer's
+``Warning`` header, RFC 3261 §20.43, or null), ``chat`` (``from``, ``text``, ``size``, ``sha256``,
 ``private``), ``sent``, ``left``, ``error``.  Commands on stdin: ``say TEXT``,
 ``say-to URI TEXT`` (private message), ``nick NAME``, ``leave``.  Without
 ``--duration`` the client leaves at the end of stdin; with it, after that

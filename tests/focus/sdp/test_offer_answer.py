@@ -256,8 +256,11 @@ def test_duplicate_crypto_tags_reject_the_stream() -> None:
 
 
 def test_key_mgmt_only_offer_is_rejected() -> None:
-    with pytest.raises(SdpRemoteError, match="a=key-mgmt keying is not accepted here"):
+    with pytest.raises(SdpRemoteError, match="a=key-mgmt gave no MIKEY-TICKET keys"):
         plan_answer(vector("tshark_sip_keymgmt.sdp"))
+    sdes_only = SdpFocusPolicy(key_modes=frozenset({"sdes"}))
+    with pytest.raises(SdpRemoteError, match="a=key-mgmt not accepted by this conference's"):
+        plan_answer(vector("tshark_sip_keymgmt.sdp"), sdes_only)
 
 
 def test_opportunistic_srtp_rfc8643() -> None:
@@ -412,7 +415,7 @@ def test_policy_validation() -> None:
     with pytest.raises(SdpLocalError):
         SdpFocusPolicy(codecs=())
     no_sdes = SdpFocusPolicy(key_modes=frozenset())
-    with pytest.raises(SdpRemoteError, match="SDES is disabled by policy"):
+    with pytest.raises(SdpRemoteError, match=r"a=crypto \(SDES\) not accepted by this conf"):
         plan_answer(vector("baresip_offer.sdp"), no_sdes)
 
 
