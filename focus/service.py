@@ -487,8 +487,6 @@ class FocusService:
         except SdpError as exc:
             raise SdpRemoteError(400, f"malformed SDP: {exc}") from exc
         modes = frozenset(conference.policy.key_modes) & SUPPORTED_KEY_MODES
-        if not modes:
-            raise SdpRemoteError(488, "no key mode of this conference is available for audio")
         policy = SdpFocusPolicy(
             require_security=conference.policy.require_media_security,
             key_modes=modes,
@@ -505,7 +503,10 @@ class FocusService:
         if self.chat is None:
             return None
         secure = conference.policy.require_media_security
-        return dataclasses.replace(self.chat.policy, require_security=secure)
+        fingerprint = "fingerprint" in conference.policy.key_modes
+        return dataclasses.replace(
+            self.chat.policy, require_security=secure, fingerprint=fingerprint
+        )
 
     def _open_chat(self, call: FocusCall, plan: SdpAnswerPlan) -> None:
         """Set up (or keep) the MSRP session of each accepted m=message before the 200."""
@@ -519,7 +520,10 @@ class FocusService:
         if self.floor is None:
             return None
         secure = conference.policy.require_media_security
-        return dataclasses.replace(self.floor.policy, require_security=secure)
+        fingerprint = "fingerprint" in conference.policy.key_modes
+        return dataclasses.replace(
+            self.floor.policy, require_security=secure, fingerprint=fingerprint
+        )
 
     def _open_floor(self, call: FocusCall, plan: SdpAnswerPlan) -> None:
         """Register the participant with floor control (its BFCP user ID) before the 200."""

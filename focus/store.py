@@ -147,20 +147,45 @@ def _alembic_config(connection: Connection) -> Any:
     return config
 
 
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    """``PRAGMA foreign_keys`` outside any transaction (inside one it does nothing).
+
+    SQLite cannot ALTER a column: Alembic's batch mode copies the table and
+    drops the old one, and with foreign keys on that DROP would cascade (every
+    authorized participant of every conference deleted).  So migrations run
+    with them off, and ``PRAGMA foreign_key_check`` must find nothing before
+    the upgrade commits.
+    """
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    connection.commit()
+
+
 def migrate(engine: Engine) -> str | None:
     """Upgrade the database to the newest schema revision; that revision."""
     from alembic import command  # imported here: after the logger level below is set
     from alembic.runtime.migration import MigrationContext
 
-    with engine.begin() as connection:
-        config = _alembic_config(connection)
-        tables = set(inspect(connection).get_table_names())
-        if "alembic_version" not in tables and "conferences" in tables:
-            logger.info("database predates migrations: stamping revision %s", FOUNDATION_REVISION)
-            command.stamp(config, FOUNDATION_REVISION)
-        before = MigrationContext.configure(connection).get_current_revision()
-        command.upgrade(config, "head")
-        after = MigrationContext.configure(connection).get_current_revision()
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # see _sqlite_foreign_keys
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            with connection.begin():
+                config = _alembic_config(connection)
+                tables = set(inspect(connection).get_table_names())
+                if "alembic_version" not in tables and "conferences" in tables:
+                    logger.info(
+                        "database predates migrations: stamping revision %s", FOUNDATION_REVISION
+                    )
+                    command.stamp(config, FOUNDATION_REVISION)
+                before = MigrationContext.configure(connection).get_current_revision()
+                command.upgrade(config, "head")
+                after = MigrationContext.configure(connection).get_current_revision()
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise StoreError("the schema upgrade would break references: rolled back")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
     if after != before:
         logger.info("database schema upgraded from %s to %s", before or "empty", after)
     return after

@@ -23,6 +23,8 @@ Rules of :func:`plan_bfcp` (the offerer is the participant, RFC 8856 §10.2):
   conference and per participant), ``a=floorid:<n> mstrm:<label>`` for each
   floor, ``a=setup``, ``a=connection:new``, ``a=fingerprint`` and ``a=label``
   on the controlled audio line (RFC 8856 §10.2, RFC 4574).
+- ``policy.fingerprint`` off (a conference whose key modes lack
+  ``fingerprint``): TLS lines must be keyed by MIKEY-TICKET (``psk``).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class SdpBfcpPolicy:
     """What the focus accepts for floor control."""
 
     require_security: bool = True
+    fingerprint: bool = True  # certificate TLS (RFC 8122); False: MIKEY-TICKET TLS-PSK only
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,8 @@ def plan_bfcp(
     prints = tuple(f for f in fingerprints(media, offer) if f.hash_func in _STRONG)
     if psk and not secure:
         raise BfcpRejected("a TLS crypto session keys a TCP/BFCP line without TLS")
+    if secure and not psk and not policy.fingerprint:
+        raise BfcpRejected("a=fingerprint (TCP/TLS/BFCP) not accepted by this conference's policy")
     if secure and not prints and not psk:
         raise BfcpRejected("TCP/TLS/BFCP needs a=fingerprint with SHA-256 or stronger")
     role = setup(media, offer)

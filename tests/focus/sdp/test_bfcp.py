@@ -64,3 +64,10 @@ def test_unusable_bfcp_lines_get_port_zero(bad: str) -> None:
 def test_a_passive_offer_makes_the_focus_connect() -> None:
     plan = plan_answer(_offer(GOOD.replace("active", "passive")), POLICY)
     assert plan.streams[0].bfcp is not None and plan.streams[0].bfcp.we_connect
+
+
+def test_a_policy_without_fingerprint_takes_only_mikey_keyed_tls() -> None:
+    psk_only = SdpFocusPolicy(bfcp=SdpBfcpPolicy(fingerprint=False))
+    floor = plan_answer(_offer(GOOD), psk_only).streams[0]
+    assert not floor.accepted
+    assert floor.reason == "a=fingerprint (TCP/TLS/BFCP) not accepted by this conference's policy"
