@@ -51,7 +51,7 @@ from OpenSSL import SSL
 
 from focus.events import FocusEvent, ParticipantLeft
 from focus.sdp.attributes import SdpFingerprint
-from focus.sdp.bfcp import SdpBfcpLocal, SdpBfcpPolicy
+from focus.sdp.bfcp import CONFERENCE_AUDIO_LABEL, SdpBfcpLocal, SdpBfcpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
 from mrf.bfcp.codes import BfcpErrorCode as E
 from mrf.bfcp.connection import BfcpConnection, BfcpRole, error_message
@@ -208,10 +208,11 @@ class FloorControl:
     def _add_user(self, call: Any) -> tuple[int, int]:
         name = call.conference.name
         conference = self.server.find_conference(name)
+        floors = dict.fromkeys(self.floor_ids, CONFERENCE_AUDIO_LABEL)
         conference_id = (
             conference.conference_id
             if conference is not None
-            else self.server.add_conference(name, {f: "audio" for f in self.floor_ids})
+            else self.server.add_conference(name, floors)
         )
         chair = getattr(call, "role", "") == "chair"
         return conference_id, self.server.add_user(conference_id, call.participant, chair=chair)

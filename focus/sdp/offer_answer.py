@@ -639,9 +639,11 @@ def build_answer(
         for stream in plan.streams
     ]
     for stream in plan.streams:  # RFC 8856 §10.2: a=label on each controlled m-line
-        if stream.bfcp is not None and not media[stream.bfcp.stream_index].get_attribute("label"):
-            label = SdpAttribute("label", stream.bfcp.label)
-            media[stream.bfcp.stream_index].attributes.append(label)
+        floor = stream.bfcp
+        if floor is None or floor.stream_index is None:  # None: the conference's audio
+            continue
+        if not media[floor.stream_index].get_attribute("label"):
+            media[floor.stream_index].attributes.append(SdpAttribute("label", floor.label))
     _transport_answer(plan, media, local_host, ports, rtcp_ports or {}, dtls_fingerprint)
     timings = [SdpTiming(t.start, t.stop, list(t.repeats)) for t in offer.timings]
     return SdpSession(
