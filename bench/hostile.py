@@ -62,8 +62,9 @@ def main() -> int:
         lambda: fuzz_sip_udp(target, args.sip // 2, seed),
         lambda: fuzz_sip_tcp(target, args.sip - args.sip // 2, seed + 1),
         lambda: fuzz_sip_udp(target, args.bytes // 2, seed + 7, SipEncodingMutator),
-        lambda: fuzz_sip_tcp(target, args.bytes - args.bytes // 2, seed + 8,
-                             mutator=SipEncodingMutator),
+        lambda: fuzz_sip_tcp(
+            target, args.bytes - args.bytes // 2, seed + 8, mutator=SipEncodingMutator
+        ),
         lambda: fuzz_sip_tcp(target, args.sip_tls, seed + 2, tls=True),
         lambda: fuzz_msrp(target, args.tls, workdir, seed + 3),
         lambda: fuzz_bfcp(target, args.tls, workdir, seed + 4),

@@ -147,8 +147,11 @@ def admit(
     if identity.anonymous or identity.aor is None:
         if allow_anonymous:
             return Admission(200, "OK", "participant")
-        return Admission(403, "Anonymous Participants Not Allowed",
-                         warning="anonymous callers are not admitted to this conference")
+        return Admission(
+            403,
+            "Anonymous Participants Not Allowed",
+            warning="anonymous callers are not admitted to this conference",
+        )
     role = authorized.get(identity.aor)
     if role is None:
         return Admission(403, "Not Authorized For This Conference", warning=not_listed(identity))

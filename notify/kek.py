@@ -162,4 +162,3 @@ def key_mgmt_message(value: str) -> bytes:
             488, "Not Acceptable Here", warning=f"key management protocol {prot[:32]!r}"
         )
     return message
-

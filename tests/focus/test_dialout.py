@@ -199,7 +199,8 @@ def test_the_dial_out_offer_follows_the_key_modes(
                 assert call.state == "connected", call.reason
             else:  # this rig has no KMS: refused before anything is sent
                 assert (call.state, call.reason) == (
-                    "failed", "488 no KMS configured for MIKEY-TICKET"
+                    "failed",
+                    "488 no KMS configured for MIKEY-TICKET",
                 )
                 assert r.participant.methods() == []
 

@@ -76,8 +76,11 @@ def test_unknown_conference_is_404_naming_it(
     [
         ("%-escaped bytes that are not UTF-8", b"ro%FF%FEom", "cannot be a conference name"),
         ("%00 (NUL, which PostgreSQL cannot store)", b"ro%00om", "cannot be a conference name"),
-        ("an escaped non-ASCII letter folding to ASCII (U+212A KELVIN)", b"%E2%84%AAroom",
-         "cannot be a conference name"),
+        (
+            "an escaped non-ASCII letter folding to ASCII (U+212A KELVIN)",
+            b"%E2%84%AAroom",
+            "cannot be a conference name",
+        ),
     ],  # fmt: skip
     ids=["not-utf8", "nul", "kelvin"],
 )
@@ -126,19 +129,43 @@ def test_a_from_uri_with_bytes_that_are_not_utf8_is_403(
 @pytest.mark.parametrize(
     ("name", "tried", "media", "says", "code"),
     [
-        ("plain RTP (security required)", "m=audio RTP/AVP, no a=crypto",
-         (_audio("RTP/AVP"),), "no acceptable keying for RTP/AVP: no a=crypto", 399),
-        ("DTLS-SRTP outside the policy", "m=audio UDP/TLS/RTP/SAVP to a room without dtls",
-         (_audio("UDP/TLS/RTP/SAVP", "a=setup:actpass",
-                 "a=fingerprint:sha-256 " + ":".join(["AB"] * 32)),),
-         "DTLS-SRTP not accepted by this conference's policy", 399),
-        ("MSRP without a fingerprint", "only m=message TCP/TLS/MSRP, no a=fingerprint",
-         ("m=message 40001 TCP/TLS/MSRP *\r\na=accept-types:message/cpim\r\n"
-          "a=path:msrps://127.0.0.1:40001/abc;tcp\r\na=setup:active",),
-         "TCP/TLS/MSRP needs a=fingerprint with SHA-256 or stronger", 399),
-        ("no stream the focus serves", "only m=video",
-         ("m=video 40002 RTP/SAVP 96\r\na=rtpmap:96 H264/90000",),
-         "video streams are not supported", 304),  # 304 Media type not available
+        (
+            "plain RTP (security required)",
+            "m=audio RTP/AVP, no a=crypto",
+            (_audio("RTP/AVP"),),
+            "no acceptable keying for RTP/AVP: no a=crypto",
+            399,
+        ),
+        (
+            "DTLS-SRTP outside the policy",
+            "m=audio UDP/TLS/RTP/SAVP to a room without dtls",
+            (
+                _audio(
+                    "UDP/TLS/RTP/SAVP",
+                    "a=setup:actpass",
+                    "a=fingerprint:sha-256 " + ":".join(["AB"] * 32),
+                ),
+            ),
+            "DTLS-SRTP not accepted by this conference's policy",
+            399,
+        ),
+        (
+            "MSRP without a fingerprint",
+            "only m=message TCP/TLS/MSRP, no a=fingerprint",
+            (
+                "m=message 40001 TCP/TLS/MSRP *\r\na=accept-types:message/cpim\r\n"
+                "a=path:msrps://127.0.0.1:40001/abc;tcp\r\na=setup:active",
+            ),
+            "TCP/TLS/MSRP needs a=fingerprint with SHA-256 or stronger",
+            399,
+        ),
+        (
+            "no stream the focus serves",
+            "only m=video",
+            ("m=video 40002 RTP/SAVP 96\r\na=rtpmap:96 H264/90000",),
+            "video streams are not supported",
+            304,
+        ),  # 304 Media type not available
     ],  # fmt: skip
     ids=["plain-rtp", "dtls", "msrp-no-fingerprint", "video"],
 )

@@ -36,7 +36,7 @@ def test_a_refusal_carries_one_warning_with_our_domain() -> None:
     response = refusal.response(_request(), agent="conf.example.com", to_tag="f0")
     assert (response.status, response.reason) == (488, "Not Acceptable Here")
     assert response.headers.get_all("Warning") == [
-        "399 conf.example.com \"a=key-mgmt not accepted by this conference's policy\""
+        '399 conf.example.com "a=key-mgmt not accepted by this conference\'s policy"'
     ]
     assert response.to_addr.tag == "f0"
     again = parse_message(bytes(response))
