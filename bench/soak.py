@@ -202,8 +202,8 @@ def start_server(workdir: Path, conferences: list[str], chatters: int,
             *(subscriber_uri(i) for i in range(n, subscribers, len(conferences))),
         ]
         args = [arg for who in people for arg in ("--participant", who)]
-        server.cli("conference", "create", name, *args, "--key-mode", "sdes",
-                   "--key-mode", "mikey-ticket")  # fmt: skip
+        # the default key modes: SDES calls, fingerprint TLS chat and floors, MIKEY NOTIFYs
+        server.cli("conference", "create", name, *args)
     keys = KmsKeys.in_data_dir(server.data_dir)
     enrolled = {subscriber_uri(i): keys.enroll(subscriber_uri(i)).hex() for i in range(subscribers)}
     server.start()
