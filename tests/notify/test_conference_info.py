@@ -1,5 +1,5 @@
 """conference-info documents (RFC 4575): every one validated against the §5 schema
-(/work/shared/spec/xsd/conference-info.xsd, in place), full then partial, versions."""
+(tests/vectors/conference_info/conference-info.xsd), full then partial, versions."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from notify.conference_info import (
     MEDIA_SECURITY_NS,
@@ -22,7 +23,7 @@ from notify.conference_info import (
     render_full,
     render_partial,
 )
-from tests.notify.rig import assert_valid
+from tests.notify.rig import assert_valid, schema
 
 NS = {"c": "urn:ietf:params:xml:ns:conference-info", "m": MEDIA_SECURITY_NS}
 WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -111,6 +112,20 @@ def test_partial_for_a_departed_and_a_deleted_endpoint() -> None:
 def test_deleted_document() -> None:
     root = assert_valid(render_deleted(CONF, 9))
     assert (root.get("state"), root.get("version"), len(root)) == ("deleted", "9", 0)
+
+
+def test_the_vendored_schema_refuses_what_rfc_4575_does_not_allow() -> None:
+    """The fixture is the real §5 schema, not one that accepts anything."""
+    document = render_full(snapshot(ALICE), 1)
+    assert schema().validate(etree.fromstring(document))
+    for bad in (
+        document.replace(b"<status>connected</status>", b"<status>speaking</status>"),
+        document.replace(f' entity="{CONF}"'.encode(), b"", 1),  # entity is required
+        document.replace(b'state="full"', b'state="complete"', 1),
+        document.replace(b"<user-count>1</user-count>", b"<user-count>-1</user-count>"),
+    ):
+        assert bad != document
+        assert not schema().validate(etree.fromstring(bad)), bad.decode()
 
 
 @pytest.mark.parametrize("status", ["on-hold", "muted-via-focus", "dialing-in", "disconnected"])

@@ -131,7 +131,7 @@ def test_suite_table_and_round_trip(name: str, key_salt_length: int, tag: int) -
 
 
 def test_sdes_oracle_mapping_interoperates() -> None:
-    """Mirror of shared/oracles/srtp/srtp_sdes_check.py: plain pylibsrtp profiles."""
+    """Plain pylibsrtp profiles keyed from the SDES inline key, independent of SrtpContext."""
     profiles = {
         "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
         "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
