@@ -396,7 +396,7 @@ class Kamailio:
 
 
 def make_certs(artifacts: Artifacts) -> Path:
-    """A per-test dir with certs/ (key.pem, cert.pem, baresip.pem) and kamailio/tls.cfg."""
+    """A per-test dir with a loopback certificate (certs/) and kamailio/tls.cfg."""
     return make_conf(artifacts.directory / "conf")
 
 

@@ -27,7 +27,7 @@ from mrf.msrp.events import MsrpDeliveryFailed, MsrpEvent, MsrpMessageDelivered
 from mrf.msrp.uri import MsrpUri
 from mrf.secure_channel import SecureChannel, fingerprint_matches, make_context
 from mrf.tls import certificate_der, ensure_certificate
-from tests.peers import render
+from tests.peers import render, write_certificate
 
 from .harness import Artifacts, BackgroundProcess, clean_env, free_port, tail, wait_for
 from .peers import make_certs, require_peer
@@ -68,7 +68,7 @@ def kamailio(artifacts: Artifacts) -> Iterator[KamailioMsrp]:
                                                         and _listening(tls_port)), 15)  # fmt: skip
         if not up or not process.running():
             pytest.fail(f"kamailio MSRP did not start:\n{tail(process.log)}", pytrace=False)
-        yield KamailioMsrp(process, tcp_port, tls_port, conf / "certs/cert.pem")
+        yield KamailioMsrp(process, tcp_port, tls_port, write_certificate(conf / "certs").cert)
     finally:
         process.stop(grace=5)
 

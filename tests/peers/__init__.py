@@ -9,8 +9,6 @@ addresses, certificate paths); nothing here is written to at test time.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import re
 import shutil
 import subprocess
@@ -18,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+
+from mrf.tls import ensure_certificate
 
 PEERS = Path(__file__).resolve().parent
 SIPP_DIR = PEERS / "sipp"
@@ -51,7 +47,7 @@ def render(template: str, destination: Path, **values: object) -> Path:
 
 @dataclass(frozen=True)
 class Certificate:
-    """A throw-away self-signed loopback certificate (CN and SANs 127.0.0.1, ::1, localhost)."""
+    """A throw-away self-signed loopback certificate (SANs 127.0.0.1, ::1, localhost)."""
 
     key: Path
     cert: Path
@@ -59,44 +55,19 @@ class Certificate:
 
 
 def write_certificate(directory: Path) -> Certificate:
-    """Create (or keep) ``directory``/key.pem, cert.pem and baresip.pem."""
-    directory.mkdir(parents=True, exist_ok=True)
-    made = Certificate(directory / "key.pem", directory / "cert.pem", directory / "baresip.pem")
-    if not (made.key.exists() and made.cert.exists()):
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-        now = datetime.datetime.now(datetime.UTC)
-        san = x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("::1")),
-            x509.DNSName("localhost"),
-        ])  # fmt: skip
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(san, critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
-        )
-        made.key.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
-        )
-        made.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    made.combined.write_bytes(made.key.read_bytes() + made.cert.read_bytes())
-    return made
+    """Create (or keep) a certificate under ``directory`` for a peer to present.
+
+    Made by the server's own :func:`mrf.tls.ensure_certificate`: the peers only
+    need some certificate, and the tests pin it by fingerprint where it matters.
+    """
+    cert, key = ensure_certificate(directory)
+    combined = directory / "combined.pem"
+    combined.write_bytes(key.read_bytes() + cert.read_bytes())
+    return Certificate(key, cert, combined)
 
 
 def make_conf(out: Path) -> Path:
-    """``out``/certs/ (see :func:`write_certificate`) and ``out``/kamailio/tls.cfg."""
+    """A certificate under ``out``/certs (:func:`write_certificate`), ``out``/kamailio/tls.cfg."""
     certificate = write_certificate(out / "certs")
     render("kamailio/tls.cfg.in", out / "kamailio" / "tls.cfg",
            KEY=certificate.key, CERT=certificate.cert)  # fmt: skip
