@@ -9,7 +9,8 @@ protects it in place and sends it with ``sendto`` on a non-blocking duplicate of
 the RTP socket (no asyncio transport buffering: a full socket buffer drops the
 packet and counts it, as a congested link would); a comfort-silence generator
 (G.711, RFC 3551 §4.5.14) can drive it on a 20 ms monotonic schedule
-(`mrf.rtp.silence`).  An SR or RR compound with SDES CNAME is sent every ~5 s (RFC 3550 §6.2, §6.4), protected with SRTCP.
+(`mrf.rtp.silence`).  An SR or RR compound with SDES CNAME is sent every ~5 s
+(RFC 3550 §6.2, §6.4), protected with SRTCP.
 
 Symmetric RTP (RFC 4961): replies go to the source address of the first
 authenticated packet, which may differ from the signalled one behind a NAT.
