@@ -120,9 +120,7 @@ class RtpConferenceMixer:
             self._on_event(self.name, key, event)
 
     def _speakers(self, started: tuple[str, ...], stopped: tuple[str, ...]) -> None:
-        logger.debug(
-            "speakers conference=%s started=%s stopped=%s", self.name, started, stopped
-        )
+        logger.debug("speakers conference=%s started=%s stopped=%s", self.name, started, stopped)
         if self._on_speakers is not None:
             self._on_speakers(self.name, started, stopped)
 
