@@ -51,6 +51,10 @@ _OPUS_DURATION_MS = (
 )
 
 
+# per SILK/hybrid config: the first `silk frames per Opus frame` bits (mono VAD flags)
+_VAD_MASKS = tuple((0xFF00 >> max(1, int(ms) // 20)) & 0xFF for ms in _OPUS_DURATION_MS[:16])
+
+
 def _loud_table(decode: object) -> bytes:
     return bytes(1 if abs(float(level)) > LOUD_LEVEL else 0 for level in decode)  # type: ignore[attr-defined]
 
@@ -138,6 +142,14 @@ def _code3_frames(payload: bytes) -> list[bytes] | None:
 
 def opus_activity(payload: bytes) -> RtpActivity:
     """VOICE/SILENT from the SILK VAD flags, UNKNOWN for CELT-only or malformed packets."""
+    if len(payload) > 1 and payload[0] & 0x03 == 0:  # one frame: the usual 20 ms packet
+        config = payload[0] >> 3
+        if len(payload) == 2:
+            return RtpActivity.SILENT  # a 1-byte frame: DTX (§3.2.1)
+        if config >= 16:
+            return RtpActivity.UNKNOWN
+        mask = _VAD_MASKS[config]
+        return RtpActivity.VOICE if payload[1] & mask else RtpActivity.SILENT
     frames = opus_frames(payload)
     if frames is None:
         return RtpActivity.UNKNOWN  # the decoder will refuse it and count the error
@@ -146,8 +158,7 @@ def opus_activity(payload: bytes) -> RtpActivity:
         return RtpActivity.SILENT  # DTX / lost frames (§3.2.1)
     if config >= 16:
         return RtpActivity.UNKNOWN
-    silk_frames = max(1, int(_OPUS_DURATION_MS[config]) // 20)
-    mask = (0xFF00 >> silk_frames) & 0xFF  # the first `silk_frames` bits (mono)
+    mask = _VAD_MASKS[config]
     for frame in frames:
         if len(frame) > 1 and frame[0] & mask:
             return RtpActivity.VOICE

@@ -102,6 +102,9 @@ class RtpMixerParticipant:
     limited_frames: int = 0
     _recent: deque[tuple[RtpCodec, int, bytes, float]] = field(init=False)
     _decoding: bool = False  # its decoder follows the stream (speaker or candidate)
+    _recent_pt: int = -1  # the fast path of receive(): the last mixable payload type
+    _recent_decoder: RtpCodec = field(init=False)
+    _recent_name: str = ""
     _silent_hints: int = 0
     _frame: Samples | None = None  # the frame read this tick (decoding participants)
     _contribution: Samples | None = None  # what it added to the mix this tick
@@ -117,6 +120,7 @@ class RtpMixerParticipant:
         )
         self.events = RtpTelephoneEventReceiver(8000)
         self._recent = deque(maxlen=PREROLL_PACKETS)
+        self._recent_decoder = self.codec  # set by receive() with _recent_pt
         self._out = np.zeros(self.codec.frame_samples, dtype=np.float32)
         self._scaled = np.zeros(self.codec.frame_samples, dtype=np.float32)
 
@@ -290,6 +294,17 @@ class RtpMixer:
         if participant is None:
             return
         participant.packets += 1
+        if (
+            participant._recent_pt == payload_type
+            and not participant._decoding
+            and not participant.muted
+            and participant.receiving
+            and key not in self._heard
+            and key not in self.floor_holders
+            and payload_activity(participant._recent_name, payload) is RtpActivity.SILENT
+        ):  # the common case of a large room: a silent listener, nothing to decode
+            participant._recent.append((participant._recent_decoder, timestamp, payload, now))
+            return
         if payload_type == participant.telephone_event_pt:
             for event in participant.events.receive(timestamp, payload):
                 if self.on_event is not None:
@@ -300,7 +315,11 @@ class RtpMixer:
             participant.unknown_payload_types += 1
             return
         if participant.muted or not participant.receiving:
+            participant._recent_pt = -1
+            participant._recent.clear()  # what it said while muted is never heard, not even later
             return  # never mixed: nothing to decode
+        participant._recent_pt, participant._recent_decoder = payload_type, decoder
+        participant._recent_name = decoder.name
         if key in self._heard or key in self.floor_holders:
             participant._silent_hints = 0
         elif payload_activity(decoder.name, payload) is RtpActivity.SILENT:

@@ -21,6 +21,13 @@ E-flag/index word) and the authentication tag, strips them -- the tag does not
 cover them (RFC 3711 §4.2) -- and hands the rest to libsrtp.  Outbound packets
 never carry an MKI.  AEAD suites refuse an MKI (`SrtpSuite.supports_mki`).
 
+The media path avoids pylibsrtp's per-call copies: `SrtpContext.protect_rtp`
+packs the RTP header and payload into the context's own buffer and libsrtp
+protects it in place; `unprotect` (no MKI) copies the packet in once and the
+plaintext out once.  Both call ``srtp_protect``/``srtp_unprotect`` of
+pylibsrtp's compiled binding on the session's ``srtp_t`` (pylibsrtp 1.0
+internals ``_binding.lib`` and ``Session._srtp``, checked by the tests).
+
 Keys are never logged.  `SrtpContext.wipe()` overwrites every copy of the
 master key that this process can reach and frees the libsrtp session (libsrtp
 zeroises its own derived session keys on dealloc).
@@ -236,7 +243,7 @@ class SrtpContext:
         self._policy: pylibsrtp.Policy | None = None
         self._session: pylibsrtp.Session | None = None
         self._srtp: Any = None  # the session's srtp_t, for protect_rtp()
-        self._packet: Any = None  # protect_rtp()'s reused buffer (outbound only)
+        self._packet: Any = None  # the reused buffer of protect_rtp() / unprotect()
         self._packet_view: memoryview | None = None
         self._packet_length: Any = None
         self.protected = 0
@@ -271,12 +278,11 @@ class SrtpContext:
         except pylibsrtp.Error as exc:
             raise SrtpLocalError(f"libsrtp refused {self.suite.name}: {exc}") from exc
         self._policy = policy
-        if self.direction is SrtpDirection.OUTBOUND:
-            ffi = pylibsrtp.ffi  # type: ignore[attr-defined]  # cffi handle, not in __all__
-            self._srtp = self._session._srtp[0]
-            self._packet = ffi.new("char[]", 1500 + pylibsrtp.SRTP_MAX_TRAILER_LEN)
-            self._packet_view = memoryview(ffi.buffer(self._packet))
-            self._packet_length = ffi.new("int *")
+        ffi = pylibsrtp.ffi  # type: ignore[attr-defined]  # cffi handle, not in __all__
+        self._srtp = self._session._srtp[0]
+        self._packet = ffi.new("char[]", 1500 + pylibsrtp.SRTP_MAX_TRAILER_LEN)
+        self._packet_view = memoryview(ffi.buffer(self._packet))
+        self._packet_length = ffi.new("int *")
 
     @property
     def key_length(self) -> int:
@@ -301,7 +307,7 @@ class SrtpContext:
         view is valid until the next call (hand it to ``sendto`` at once).
         """
         view = self._packet_view
-        if view is None or self._session is None:
+        if view is None or self.direction is not SrtpDirection.OUTBOUND:
             raise SrtpLocalError("SRTP context has been wiped or is not outbound")
         size = _RTP_HEADER + len(payload)
         if size > _MAX_PACKET_SIZE:
@@ -361,6 +367,9 @@ class SrtpContext:
         return data[:start] + data[end:]
 
     def _inbound(self, data: bytes, *, rtcp: bool) -> bytes:
+        view = self._packet_view
+        if not rtcp and self.rx_mki is None and view is not None and len(data) <= 1500:
+            return self._unprotect_in_place(data, view)
         session = self._live_session(SrtpDirection.INBOUND)
         if len(data) > _MAX_PACKET_SIZE + len(self.rx_mki or b""):
             self.errors += 1
@@ -379,6 +388,29 @@ class SrtpContext:
             raise error from exc
         self.unprotected += 1
         return bytes(out)
+
+    def _unprotect_in_place(self, data: bytes, view: memoryview) -> bytes:
+        """SRTP → RTP in the reused buffer: one copy in, one out (the receive path)."""
+        if self.direction is not SrtpDirection.INBOUND:
+            raise SrtpLocalError(f"{self.direction} context cannot be used inbound")
+        size = len(data)
+        view[:size] = data
+        length = self._packet_length
+        length[0] = size
+        code = _srtp_lib.srtp_unprotect(self._srtp, self._packet, length)
+        if code:
+            errors = pylibsrtp.ERRORS
+            message = errors[code] if 0 <= code < len(errors) else f"libsrtp error {code}"
+            error = _remote_error(Exception(message))
+            if isinstance(error, SrtpAuthError):
+                self.auth_failures += 1
+            elif isinstance(error, SrtpReplayError):
+                self.replays += 1
+            else:
+                self.errors += 1
+            raise error
+        self.unprotected += 1
+        return bytes(view[: length[0]])
 
     def wipe(self) -> None:
         """Overwrite the held master key copies and free the libsrtp session."""

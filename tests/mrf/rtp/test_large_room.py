@@ -179,3 +179,17 @@ def test_opus_listener_promoted_to_speaker_continues_the_stream_it_decodes(
     clean = band_level(window, 48000, 440.0) - rest_level(window, 48000, [440.0], 60)
     print(f"tone above the rest around the switch: {clean:.1f} dB")
     assert (clean > 30) is copy_state
+
+
+def test_what_a_muted_participant_said_is_never_heard_not_even_as_pre_roll() -> None:
+    mixer = RtpMixer()
+    talker = Member(mixer, "talker", "PCMU", 1000.0)
+    listener = Member(mixer, "l", "PCMU")
+    talker.participant.muted = True
+    now = run(mixer, [talker, listener], 20, 0.0)
+    talker.frequency = 400.0  # a new tone only after the unmute
+    talker.participant.muted = False
+    run(mixer, [talker, listener], 30, now)
+    assert mixer.speakers == {"talker"}
+    audio = listener.audio()
+    assert band_level(audio, 8000, 1000.0) < band_level(audio, 8000, 400.0) - 40
