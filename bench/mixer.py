@@ -131,7 +131,8 @@ class Trial:
 
     @property
     def real_time(self) -> bool:
-        return float(np.percentile(self.total, 99)) < PERIOD and float(self.total.max()) < 2 * PERIOD
+        total = self.total
+        return float(np.percentile(total, 99)) < PERIOD and float(total.max()) < 2 * PERIOD
 
     def line(self) -> str:
         def ms(values: np.ndarray, q: float = 99) -> str:

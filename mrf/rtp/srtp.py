@@ -378,16 +378,18 @@ class SrtpContext:
         try:
             out = session.unprotect_rtcp(bytes(data)) if rtcp else session.unprotect(bytes(data))
         except pylibsrtp.Error as exc:
-            error = _remote_error(exc)
-            if isinstance(error, SrtpAuthError):
-                self.auth_failures += 1
-            elif isinstance(error, SrtpReplayError):
-                self.replays += 1
-            else:
-                self.errors += 1
-            raise error from exc
+            raise self._counted(_remote_error(exc)) from exc
         self.unprotected += 1
         return bytes(out)
+
+    def _counted(self, error: SrtpRemoteError) -> SrtpRemoteError:
+        if isinstance(error, SrtpAuthError):
+            self.auth_failures += 1
+        elif isinstance(error, SrtpReplayError):
+            self.replays += 1
+        else:
+            self.errors += 1
+        return error
 
     def _unprotect_in_place(self, data: bytes, view: memoryview) -> bytes:
         """SRTP → RTP in the reused buffer: one copy in, one out (the receive path)."""
@@ -401,14 +403,7 @@ class SrtpContext:
         if code:
             errors = pylibsrtp.ERRORS
             message = errors[code] if 0 <= code < len(errors) else f"libsrtp error {code}"
-            error = _remote_error(Exception(message))
-            if isinstance(error, SrtpAuthError):
-                self.auth_failures += 1
-            elif isinstance(error, SrtpReplayError):
-                self.replays += 1
-            else:
-                self.errors += 1
-            raise error
+            raise self._counted(_remote_error(Exception(message)))
         self.unprotected += 1
         return bytes(view[: length[0]])
 
