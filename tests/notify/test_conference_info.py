@@ -13,6 +13,7 @@ from lxml import etree
 
 from notify.conference_info import (
     MEDIA_SECURITY_NS,
+    TALKER_NS,
     ConferenceInfoEndpoint,
     ConferenceInfoError,
     ConferenceInfoMedia,
@@ -175,3 +176,17 @@ def test_any_display_text_and_status_still_validates(text: str, status: str) -> 
     clean = "".join(ch for ch in text if ch.isprintable()) or "x"
     user = ConferenceInfoUser("sip:u@h", display_text=clean, endpoints=(endpoint("e", status),))
     assert_valid(render_full(snapshot(user), 1))
+
+
+def test_a_talking_stream_carries_the_talker_extension_and_stays_schema_valid() -> None:
+    talking = (ConferenceInfoMedia("0", "audio", "sendrecv", "sdes", talking=True),)
+    alice = replace(ALICE, endpoints=(endpoint("sip:a@127.0.0.1:5070", media=talking),))
+    root = assert_valid(render_full(snapshot(alice, BOB), 1))
+    ns = {**NS, "t": TALKER_NS}
+    assert root.xpath("string(//c:media/t:talking)", namespaces=ns) == "true"
+    assert len(root.xpath("//t:talking", namespaces=ns)) == 1  # bob is not talking
+    partial = assert_valid(render_partial(snapshot(ALICE, BOB), snapshot(alice, BOB), 2))
+    assert partial.xpath("string(//c:endpoint/c:media/t:talking)", namespaces=ns) == "true"
+    notice = parse_conference_info(render_full(snapshot(alice, BOB), 3))
+    assert notice.talking == {"sip:a@127.0.0.1:5070"}
+    assert parse_conference_info(render_full(snapshot(ALICE, BOB), 4)).talking == set()
