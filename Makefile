@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/mrf serve
 
-# Debian test peers (../shared/oracles): installed when missing and we are root.
+# Debian test peers (run with the files in tests/peers): installed when missing and we are root.
 peers:
 	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint openssl socat ip chromium sqlite3; do \
 	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \

@@ -194,6 +194,16 @@ class FocusService:
         self._emit(_updated(call))
         return True
 
+    def note_talking(self, call_id: str, streams: frozenset[int]) -> bool:
+        """The mixer's active speakers changed: ``streams`` of this call are heard now."""
+        call = self.find_call(call_id)
+        if call is None:
+            return False
+        if call.talking_streams != streams:
+            call.talking_streams = streams
+            self._emit(_updated(call))
+        return True
+
     def _media_failed(self, call: FocusCall, detail: str) -> None:
         """A stream's DTLS handshake failed (RFC 5763 §5): no keys, so hang up with BYE."""
         call.log.warning("[%s] DTLS handshake failed: %s", call.call_id, detail)

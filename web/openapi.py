@@ -139,6 +139,7 @@ SCHEMAS: dict[str, Any] = {
             "joined_by": {"type": "string", "enum": ["dial-in", "dial-out"]},
             "reason": {"type": "string", "nullable": True},
             "muted": {"type": "boolean"}, "call_id": {"type": "string"},
+            "talking": {"type": "boolean"},  # one of the mixer's active speakers now
             "last_dtmf": {  # the latest RFC 4733 telephone-event the participant sent
                 "type": "object", "nullable": True,
                 "properties": {"event": {"type": "string", "example": "5"},

@@ -63,6 +63,11 @@ class Focus:
         self.calls: dict[str, Call] = {}
         self.listeners: list[Callable[[FocusEvent], None]] = []
         self.dtmf: list[tuple[str, str, int]] = []
+        self.talking: dict[str, frozenset[int]] = {}
+
+    def note_talking(self, call_id: str, streams: frozenset[int]) -> bool:
+        self.talking[call_id] = streams
+        return call_id in self.calls
 
     def note_dtmf(self, call_id: str, event: str, duration_ms: int) -> bool:
         self.dtmf.append((call_id, event, duration_ms))
@@ -134,6 +139,7 @@ def test_joined_participants_hear_each_other_only_while_admitted() -> None:
             heard_a, heard_b = np.concatenate(a.received[10:]), np.concatenate(b.received[10:])
             assert level(heard_a, 900) > level(heard_a, 500) + 30
             assert level(heard_b, 500) > level(heard_b, 900) + 30
+            assert focus.talking == {"a": {0}, "b": {0}}  # both are active speakers
             entry = prometheus_text(type("F", (), {"calls": []})(), pool)
             assert 'mrf_mixer_participants{conference="conf"} 2' in entry
 
@@ -143,6 +149,7 @@ def test_joined_participants_hear_each_other_only_while_admitted() -> None:
             live = focus.calls["a"].streams[0].packets_out
             await talk(peers, 0.6)
             assert level(np.concatenate(b.received[10:]), 500) < 0
+            assert focus.talking == {"a": set(), "b": {0}}  # muted: not talking at once
             assert focus.calls["a"].streams[0].packets_out > live  # the counter below counts
 
             focus.calls["a"].plan = plan(SdpDirection.RECVONLY)  # a put us on hold
