@@ -41,6 +41,7 @@ from focus.sip.dialog import dialog_from_uas, incoming_dialog_id
 from focus.sip.message import SipRemoteError, SipRequest, make_response
 from focus.sip.refusal import SipRefusal
 from focus.sip.transaction import RequestReceived
+from focus.sip.uri import SipNameAddr
 from notify.conference_info import ConferenceInfoSnapshot
 from notify.kek import (
     KEY_MGMT_HEADER,
@@ -133,14 +134,24 @@ class NotifyService(NotifySender):
                 event.key, refusal.response(request, agent=self.focus.config.domain, to_tag=to_tag)
             )
 
+    @staticmethod
+    def _check_contact(request: SipRequest) -> None:
+        """The subscriber's Contact: a URI the NOTIFYs can go to (RFC 6665 §4.1.1)."""
+        contact = request.headers.get("Contact", "").strip()
+        if not contact:  # absent, or present and empty
+            raise NotifyRemoteError(400, "Missing Contact", warning="SUBSCRIBE needs a Contact URI")
+        try:
+            SipNameAddr.parse(contact)
+        except SipRemoteError as exc:
+            raise NotifyRemoteError(400, "Bad Contact", warning="Contact is not a SIP URI") from exc
+
     async def _new_subscription(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
         request = event.request
         accepted = check_subscribe(request, self.config.subscription)
         info = self._conference(request)
         identity = caller_identity(request, event.source.host, self.focus.config.trusted_proxies)
         self._authorize(info, identity, request.call_id)
-        if "Contact" not in request.headers:
-            raise NotifyRemoteError(400, "Missing Contact")
+        self._check_contact(request)
         self._check_capacity(info.name)
         aor = str(identity.aor)
         kek, key_headers = await self._key_exchange(request, info, aor)
