@@ -137,7 +137,7 @@ class NotifyService(NotifySender):
     @staticmethod
     def _check_contact(request: SipRequest) -> None:
         """The subscriber's Contact: a URI the NOTIFYs can go to (RFC 6665 §4.1.1)."""
-        contact = request.headers.get("Contact", "").strip()
+        contact = (request.headers.get("Contact") or "").strip()
         if not contact:  # absent, or present and empty
             raise NotifyRemoteError(400, "Missing Contact", warning="SUBSCRIBE needs a Contact URI")
         try:
