@@ -44,7 +44,8 @@ from one UDP socket with ``sendmmsg`` and receives with ``recvmmsg`` (libc
 through cffi, ABI mode) with ``SO_TIMESTAMPNS``; its participants' send times
 are spread over the 20 ms in 10 slots.  It checks itself: how late each slot
 went out (p99, max) and its CPU share; a trial whose generator fell behind
-(p99 lateness over 2 ms) is marked ``GENERATOR LATE`` and judges nothing.
+(p99 lateness over ``--max-late``, default 2 ms) is marked ``GENERATOR LATE``, judges nothing, and
+is run again (``--retries``, default 2).
 Also printed: the server's CPU share of its core in the window
 (``/proc/PID/stat``), and for ours the mixer's own tick p99 and dropped ticks.
 
@@ -100,7 +101,7 @@ JANUS_HTTP = 8088
 MIN_SHARE_ALL, MIN_SHARE_EACH = 0.99, 0.95
 MAX_SPACING_P99 = 0.030
 TONE_MARGIN = 20.0
-MAX_LATE_P99 = 0.002
+MAX_LATE_P99 = 0.002  # --max-late; both servers' jitter buffers absorb far more
 BATCH = 256
 
 # --- batched UDP through libc (cffi ABI mode: nothing to compile) -------------------------
@@ -843,11 +844,22 @@ def main() -> int:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--generator-cpu", type=int, default=1)
     parser.add_argument("--keep-going", action="store_true", help="try every size")
+    parser.add_argument(
+        "--max-late",
+        type=float,
+        default=2.0,
+        help="ms: a trial whose generator sent later than this (p99) judges nothing",
+    )
+    parser.add_argument(
+        "--retries", type=int, default=2, help="re-runs of a trial whose generator was late"
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--generator-ports", help=argparse.SUPPRESS)
     parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global MAX_LATE_P99
+    MAX_LATE_P99 = args.max_late / 1e3
     if args.serve:
         ports = [int(p) for p in args.generator_ports.split(",")]
         asyncio.run(serve(args.serve, ports, args.plain))
@@ -882,6 +894,11 @@ def main() -> int:
             for n in [int(s) for s in args.sizes.split(",")]:
                 verdict = trial(side, n, args, Path(tmp))
                 print(verdict.line(), flush=True)
+                for _ in range(args.retries):
+                    if verdict.generator_ok:
+                        break
+                    verdict = trial(side, n, args, Path(tmp))  # the generator's core was busy
+                    print(verdict.line(), flush=True)
                 if verdict.real_time:
                     best[side] = max(best[side], n)
                 elif not args.keep_going:
