@@ -106,6 +106,19 @@ def level(audio: np.ndarray, frequency: float) -> float:
     return float(20 * np.log10(spectrum[np.abs(freqs - frequency) < 15].max() + 1e-9))
 
 
+async def keyed_peer(plane: MediaPlane, name: str) -> tuple[Peer, Any]:
+    """A participant's UA on a loopback port and its focus stream, keyed both ways."""
+    peer = Peer()
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: peer, local_addr=("127.0.0.1", 0)
+    )
+    peer.transport = transport
+    stream = await plane.allocate(name)
+    stream.set_keys(SUITE, peer.to_focus, peer.from_focus)
+    stream.set_remote("127.0.0.1", transport.get_extra_info("sockname")[1])
+    return peer, stream
+
+
 async def talk(peers: dict[str, tuple[Peer, int, float]], seconds: float) -> None:
     for _ in range(int(seconds / 0.02)):
         for peer, port, frequency in peers.values():
@@ -116,21 +129,13 @@ async def talk(peers: dict[str, tuple[Peer, int, float]], seconds: float) -> Non
 @pytest.mark.timeout(30)
 def test_joined_participants_hear_each_other_only_while_admitted() -> None:
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
         plane = MediaPlane("127.0.0.1", (47000, 47099))
         focus = Focus()
         pool = RtpMixerPool(focus)
         peers: dict[str, tuple[Peer, int, float]] = {}
         try:
             for name, frequency in (("a", 500.0), ("b", 900.0)):
-                peer = Peer()
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda p=peer: p, local_addr=("127.0.0.1", 0)
-                )
-                peer.transport = transport
-                stream = await plane.allocate(name)
-                stream.set_keys(SUITE, peer.to_focus, peer.from_focus)
-                stream.set_remote("127.0.0.1", transport.get_extra_info("sockname")[1])
+                peer, stream = await keyed_peer(plane, name)
                 focus.calls[name] = Call(name, plan(), {0: stream})
                 peers[name] = (peer, stream.rtp_port, frequency)
             await talk(peers, 0.2)
@@ -266,7 +271,6 @@ def test_a_bfcp_floor_holder_is_mixed_beyond_max_speakers(tmp_path: Path) -> Non
     """One speaker slot, taken; c is heard only while it holds the floor (BFCP over TLS)."""
 
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
         cert, key = ensure_certificate(tmp_path / "focus")
         control = await start_floor_control("127.0.0.1", 0, cert, key)
         plane = MediaPlane("127.0.0.1", (47200, 47299))
@@ -282,14 +286,7 @@ def test_a_bfcp_floor_holder_is_mixed_beyond_max_speakers(tmp_path: Path) -> Non
                 await start()
                 await asyncio.wait_for(party.ue.ready.wait(), 10)
                 session = list(control.sessions.values())[-1]  # the one _join opened
-                peer = Peer()
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda p=peer: p, local_addr=("127.0.0.1", 0)
-                )
-                peer.transport = transport
-                stream = await plane.allocate(name)
-                stream.set_keys(SUITE, peer.to_focus, peer.from_focus)
-                stream.set_remote("127.0.0.1", transport.get_extra_info("sockname")[1])
+                peer, stream = await keyed_peer(plane, name)
                 call_id = session.call_id
                 focus.calls[call_id] = Call(call_id, plan(), {0: stream})
                 focus.emit(
