@@ -54,6 +54,7 @@ from focus.sdp.attributes import SdpFingerprint
 from focus.sdp.bfcp import CONFERENCE_AUDIO_LABEL, SdpBfcpLocal, SdpBfcpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
 from mrf.bfcp.codes import BfcpErrorCode as E
+from mrf.bfcp.codes import BfcpRequestStatus
 from mrf.bfcp.connection import BfcpConnection, BfcpRole, error_message
 from mrf.bfcp.events import BfcpConnectionFailed, BfcpMessageRefused, BfcpRequestReceived
 from mrf.bfcp.floor import MAX_FLOORS, BfcpFloorConfig
@@ -155,6 +156,18 @@ class FloorControl:
         """Call ``listener()`` after floor requests may have changed; returns an unsubscriber."""
         self._floor_listeners.append(listener)
         return lambda: self._floor_listeners.remove(listener)
+
+    def floor_holders(self, conference: str) -> frozenset[str]:
+        """Call-IDs of the beneficiaries of granted requests in ``conference`` (by name)."""
+        state = self.server.find_conference(conference)
+        if state is None:
+            return frozenset()
+        return frozenset(
+            session.call_id
+            for request in state.requests.values()
+            if request.status is BfcpRequestStatus.GRANTED
+            and (session := self.sessions.get((state.conference_id, request.beneficiary)))
+        )
 
     async def listen(self, port: int) -> int:
         """Start the TLS listener; returns the bound port."""

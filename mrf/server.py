@@ -133,6 +133,7 @@ async def start(settings: Settings) -> Server:
         )  # fmt: skip
         floor.attach(focus)  # BFCP lines in answers; release on ParticipantLeft
         notify.watch_floor(floor)  # floor grants and queues in conference-info
+        mixers.watch_floor(floor)  # a floor holder is always among the mixed speakers
     except OSError:
         await endpoint.close()
         store.close()

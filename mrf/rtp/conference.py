@@ -21,7 +21,11 @@ in a ring for the 99th percentile.
   roster entry shows the last digit;
 * the mixer's active speakers changed → ``focus.note_talking`` with the call's
   streams that are heard now (roster ``talking``, the conference-info talker
-  element).
+  element);
+* the BFCP floors changed (:meth:`RtpMixerPool.watch_floor`, fed by
+  ``mrf.floor.FloorControl.on_floor_change``) → every audio stream of a call
+  holding a granted floor is mixed whatever its level, outside the
+  ``max_speakers`` slots (RFC 8855 §3: the floor holder has the floor).
 
 Isolation (TS 33.328 G.1): the mixer hooks a stream only after the focus
 admitted and answered it, and unhooks it before anything else happens after
@@ -180,6 +184,11 @@ class _Focus(Protocol):
     def note_talking(self, call_id: str, streams: frozenset[int]) -> bool: ...
 
 
+class _Floor(Protocol):  # mrf.floor.FloorControl
+    def on_floor_change(self, listener: Callable[[], None]) -> Callable[[], None]: ...
+    def floor_holders(self, conference: str) -> frozenset[str]: ...
+
+
 _SENDS = (SdpDirection.SENDRECV, SdpDirection.SENDONLY)
 _RECEIVES = (SdpDirection.SENDRECV, SdpDirection.RECVONLY)
 
@@ -229,7 +238,32 @@ class RtpMixerPool:
         self._talking: dict[str, frozenset[int]] = {}  # call-id -> its streams heard now
         self.conferences: dict[str, RtpConferenceMixer] = {}
         self._members: dict[str, tuple[str, list[str]]] = {}  # call-id -> (conference, keys)
+        self._floor: _Floor | None = None
         self._unsubscribe = focus.subscribe(self.handle)
+        self._unsubscribe_floor: Callable[[], None] | None = None
+
+    def watch_floor(self, control: _Floor) -> None:
+        """Keep the floor holders of ``control`` (``mrf.floor.FloorControl``) always mixed."""
+        self._floor = control
+        self._unsubscribe_floor = control.on_floor_change(self._floors_changed)
+        self._floors_changed()
+
+    def _floors_changed(self) -> None:
+        for name in self.conferences:
+            self._follow_floor(name)
+
+    def _follow_floor(self, conference: str) -> None:
+        """Set the mixer's floor holders: the audio streams of the calls granted a floor."""
+        mixer = self.conferences.get(conference)
+        if mixer is None or self._floor is None:
+            return
+        calls = self._floor.floor_holders(conference)
+        keys = frozenset(
+            key for call_id in calls for key in self._members.get(call_id, ("", []))[1]
+        )
+        if keys != mixer.mixer.floor_holders:
+            logger.info("mixer conference=%s floor holders=%d", conference, len(keys))
+            mixer.mixer.floor_holders = keys
 
     def handle(self, event: FocusEvent) -> None:
         if isinstance(event, ParticipantJoined):
@@ -265,6 +299,7 @@ class RtpMixerPool:
             mixer.attach(key, stream, state)
             keys.append(key)
         self._members[call_id] = (conference, keys)
+        self._follow_floor(conference)  # a re-joined call may already hold the floor
         logger.info(
             "mixer conference=%s participant=%s streams=%d", conference, participant, len(keys)
         )
@@ -323,12 +358,16 @@ class RtpMixerPool:
             return
         for key in member[1]:
             mixer.detach(key)
+        mixer.mixer.floor_holders -= set(member[1])
         if not len(mixer.mixer):
             mixer.close()
             del self.conferences[member[0]]
 
     def close(self) -> None:
         self._unsubscribe()
+        if self._unsubscribe_floor is not None:
+            self._unsubscribe_floor()
+            self._unsubscribe_floor = None
         for mixer in self.conferences.values():
             mixer.close()
         self.conferences.clear()
