@@ -9,9 +9,10 @@ VENV := .venv
 VPY := $(VENV)/bin/python
 PEERS := sip-tester baresip-core linphone-cli tshark kamailio kamailio-tls-modules \
 	libxml2-utils openssl socat iproute2 postgresql chromium libre-dev gcc pkg-config sqlite3
+BENCH_PEERS := janus  # bench/mixer_janus.py only; no test needs it
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint peers bench clean
+.PHONY: run test test-fast lint peers bench-peers bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "make: Python >= 3.13 is required (python3.13 not found)" >&2; exit 1; }
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/mrf serve
 
-# Debian test peers (../shared/oracles): installed when missing and we are root.
+# Debian test peers (run with the files in tests/peers): installed when missing and we are root.
 peers:
 	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint openssl socat ip chromium sqlite3; do \
 	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
@@ -36,6 +37,16 @@ peers:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends $(PEERS) >/dev/null; \
 	  else echo "make: test peers missing:$$missing (run as root, or apt-get install $(PEERS))" >&2; exit 1; fi; \
+	fi
+
+# Peers only the benchmarks run (bench/README.md), installed like the test peers.
+bench-peers:
+	@if ! command -v janus >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing bench peers: $(BENCH_PEERS)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $(BENCH_PEERS) >/dev/null; \
+	  else echo "make: bench peers missing: janus (run as root, or apt-get install $(BENCH_PEERS))" >&2; exit 1; fi; \
 	fi
 
 # The whole suite runs inside a fresh network namespace when we are root, so the
@@ -52,8 +63,10 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.installed peers
+bench: $(VENV)/.installed peers bench-peers
 	unshare -n bash -c 'ip link set lo up && exec $(VPY) bench/sip_cps.py'
+	unshare -n bash -c 'ip link set lo up && exec $(VPY) bench/mixer.py'
+	unshare -n bash -c 'ip link set lo up && exec $(VPY) bench/mixer_janus.py'
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache

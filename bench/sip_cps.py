@@ -1,6 +1,6 @@
 """SIP call-rate benchmark: ``mrf serve`` against a bare asyncio UDP responder.
 
-Both targets get the same sipp scenario (tests/interop/sipp/uac_invite_accept.xml:
+Both targets get the same sipp scenario (tests/peers/sipp/uac_invite_accept.xml:
 INVITE with an SDES offer / 200 with an a=crypto answer / ACK / BYE / 200, no
 pause) at rising rates, ``-m rate*seconds`` calls each.  A rate passes when
 sipp reports zero failed calls and every call succeeded; the result is the
@@ -40,7 +40,7 @@ from tests.interop.harness import (  # noqa: E402  (repo root first on sys.path)
     wait_for,
 )
 
-SCENARIO = REPO / "tests/interop/sipp/uac_invite_accept.xml"
+SCENARIO = REPO / "tests/peers/sipp/uac_invite_accept.xml"
 CALLER = "sip:alice@example.com"
 DEFAULT_RATES = (100, 200, 400, 600, 800, 1000)
 

@@ -1,7 +1,7 @@
 """Soak: steady SDES dial-ins, chat and floor traffic, protected subscribers (issue 10).
 
 For ``--seconds`` (default 600) one sipp per conference runs
-``tests/interop/sipp/uac_invite_accept.xml`` (INVITE with an SDES offer, 200
+``tests/peers/sipp/uac_invite_accept.xml`` (INVITE with an SDES offer, 200
 with an ``a=crypto`` answer, ACK, ``--hold-ms`` of call, BYE) at ``--rate``
 calls/s in total, so each conference holds about ``rate / conferences *
 hold`` dial-in participants at any time (100 calls/s, 10 conferences, 2 s:
@@ -56,7 +56,7 @@ sys.path.insert(0, str(REPO))
 from tests.interop.harness import MrfServer, clean_env, free_port, require_peer  # noqa: E402
 from tests.interop.peers import SIPP_OFFER_CRYPTO  # noqa: E402
 
-SCENARIO = REPO / "tests/interop/sipp/uac_invite_accept.xml"
+SCENARIO = REPO / "tests/peers/sipp/uac_invite_accept.xml"
 CALLER = "sip:alice@127.0.0.1"
 SDES_80 = "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:" + SIPP_OFFER_CRYPTO["1"][1]
 FULL = {"seconds": 600, "rate": 100.0, "conferences": 10, "chatters": 2, "floor_chatters": 1,
@@ -202,8 +202,8 @@ def start_server(workdir: Path, conferences: list[str], chatters: int,
             *(subscriber_uri(i) for i in range(n, subscribers, len(conferences))),
         ]
         args = [arg for who in people for arg in ("--participant", who)]
-        server.cli("conference", "create", name, *args, "--key-mode", "sdes",
-                   "--key-mode", "mikey-ticket")  # fmt: skip
+        # the default key modes: SDES calls, fingerprint TLS chat and floors, MIKEY NOTIFYs
+        server.cli("conference", "create", name, *args)
     keys = KmsKeys.in_data_dir(server.data_dir)
     enrolled = {subscriber_uri(i): keys.enroll(subscriber_uri(i)).hex() for i in range(subscribers)}
     server.start()

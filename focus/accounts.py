@@ -161,9 +161,14 @@ class AccountQueries:
             return int(session.exec(select(func.count()).select_from(Account)).one())
 
     def authenticate(self, name: str, password: str) -> AccountInfo | None:
-        """The account when ``password`` is right, else ``None`` (same cost either way)."""
-        with Session(self.engine) as session:
-            row = session.exec(select(Account).where(Account.name == name)).first()
+        """The account when ``password`` is right, else ``None`` (same cost either way).
+
+        A name no account can have (say with NUL, which PostgreSQL cannot hold) is
+        not looked up."""
+        row = None
+        if _ACCOUNT_NAME.fullmatch(name):
+            with Session(self.engine) as session:
+                row = session.exec(select(Account).where(Account.name == name)).first()
         if row is None:
             verify_password(password, _DUMMY_HASH)
             return None

@@ -127,6 +127,7 @@ class FocusCall:
     mikey: Any = None  # SdpMikeyKeys of a MIKEY-TICKET call (focus.keying)
     mikey_dialout: Any = None  # MikeyDialOutKeys of a MIKEY-TICKET dial-out (focus.keying)
     last_dtmf: dict[str, object] | None = None  # latest RFC 4733 event (note_dtmf)
+    talking_streams: frozenset[int] = frozenset()  # audio streams mixed as active speakers
     on_media_failed: Callable[[str], None] | None = None  # DTLS handshake failed (service)
     log: logging.LoggerAdapter[logging.Logger] = field(init=False)
 
@@ -230,6 +231,7 @@ class FocusCall:
             "muted": self.muted,
             "call_id": self.call_id,
             "last_dtmf": self.last_dtmf,
+            "talking": bool(self.talking_streams),
             "media": media,
         }
 

@@ -9,9 +9,11 @@ Policy (TS 33.328 G.3.1, "conference creation and policy control"):
 * ``require_media_security`` — refuse plain RTP and TCP MSRP/BFCP (default yes).
 * ``key_modes`` — accepted key management: ``sdes`` (RFC 4568), ``mikey-ticket``
   (RFC 6043 / TS 33.328) and ``dtls`` for RTP; ``fingerprint`` (RFC 8122) and
-  ``mikey-ticket`` (TLS-PSK, Annex H) for MSRP/BFCP.  One list covers both, so
-  the default ``("sdes", "fingerprint")`` admits SDES-SRTP audio and
-  certificate-fingerprint TLS for MSRP/BFCP.
+  ``mikey-ticket`` (TLS-PSK, Annex H) for MSRP/BFCP.  One list covers both.  The
+  default is every mode (:data:`DEFAULT_KEY_MODES`): a conference made without a
+  choice admits whatever secure keying the caller and the running server share
+  (MIKEY-TICKET needs a KMS); a policy narrows the list.  Conferences stored
+  before this default keep the list they stored (migration 0003).
 * ``notify_protection`` — ``optional`` or ``required`` PSK S/MIME for
   conference-event NOTIFY bodies (Annex I).
 * ``chair_uri`` — the conference chair's AOR, if any.
@@ -32,7 +34,7 @@ from focus.sip.uri import SipUri
 
 ROLES = ("participant", "chair")
 KEY_MODES = ("sdes", "mikey-ticket", "dtls", "fingerprint")
-DEFAULT_KEY_MODES = ("sdes", "fingerprint")
+DEFAULT_KEY_MODES = KEY_MODES  # every secure key mode; policies narrow it
 NOTIFY_PROTECTIONS = ("optional", "required")
 MAX_NAME_LENGTH = 64
 
@@ -64,6 +66,24 @@ def validate_conference_name(name: object) -> str:
             "of lower-case a-z, 0-9, '.', '_' and '-'"
         )
     return name
+
+
+def is_conference_name(text: object) -> bool:
+    """True for a valid conference name (the only names the store holds or looks up)."""
+    return isinstance(text, str) and _NAME.fullmatch(text) is not None
+
+
+def conference_name(user: str | None) -> str | None:
+    """The conference a Request-URI's user part names, or ``None`` when it names none.
+
+    Names are lower-case ASCII, so ASCII letters are folded (``Room`` reaches
+    ``room``); anything that cannot be a name (other characters, escaped octets
+    that were not UTF-8, NUL) is ``None`` and never reaches a store query.
+    """
+    if user is None or not user.isascii():
+        return None
+    folded = user.lower()
+    return folded if is_conference_name(folded) else None
 
 
 def normalize_aor(text: object) -> str:

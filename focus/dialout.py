@@ -234,12 +234,20 @@ class FocusDialOut:
         call.chat, call.floor = {}, {}
 
     def _uses_mikey(self, call: FocusCall) -> bool:
-        """The entry's ``use_mikey``, or a conference that accepts only ``mikey-ticket``."""
+        """The entry's ``use_mikey``, or a conference whose RTP key modes leave MIKEY only.
+
+        Our offer keys audio with SDES or with MIKEY-TICKET (never both: RFC 4567
+        §3.1 would need the callee to pick), so SDES is offered wherever the policy
+        allows it (the default, every mode, included) and the participant is not
+        marked ``use_mikey``; a policy without ``sdes`` that has ``mikey-ticket``
+        dials out with MIKEY-TICKET.
+        """
         info = call.conference
         aor = call.identity.aor
         if any(e.use_mikey and e.uri == aor for e in info.participants):
             return True
-        return tuple(info.policy.key_modes) == ("mikey-ticket",)
+        modes = info.policy.key_modes
+        return "mikey-ticket" in modes and "sdes" not in modes
 
     async def _mikey_offer(self, call: FocusCall) -> MikeyDialOutKeys:
         keying = self.focus.mikey

@@ -31,6 +31,11 @@ class IdentitySource(StrEnum):
     ASSERTED = "p-asserted-identity"
     FROM = "from"
 
+    @property
+    def header(self) -> str:
+        """The header field the identity was taken from."""
+        return "P-Asserted-Identity" if self is IdentitySource.ASSERTED else "From"
+
 
 @dataclass(frozen=True, slots=True)
 class CallerIdentity:
@@ -46,11 +51,16 @@ class CallerIdentity:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """Outcome of an admission check: ``status`` is 200 or the SIP refusal."""
+    """Outcome of an admission check: ``status`` is 200 or the SIP refusal.
+
+    ``warning`` says, in words for the caller's Warning header (RFC 3261 §20.43),
+    why it was refused; it names the rule, never the identity.
+    """
 
     status: int
     reason: str
     role: str | None = None
+    warning: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -117,6 +127,12 @@ def caller_identity(
     return CallerIdentity(None if anonymous else uri_aor(from_uri), anonymous, IdentitySource.FROM)
 
 
+def not_listed(identity: CallerIdentity) -> str:
+    """The Warning text for an identity not on the authorized list (it names the header
+    the identity came from, not the identity)."""
+    return f"the identity in {identity.source.header} is not on the authorized list"
+
+
 def admit(
     identity: CallerIdentity,
     authorized: dict[str, str],
@@ -131,8 +147,12 @@ def admit(
     if identity.anonymous or identity.aor is None:
         if allow_anonymous:
             return Admission(200, "OK", "participant")
-        return Admission(403, "Anonymous Participants Not Allowed")
+        return Admission(
+            403,
+            "Anonymous Participants Not Allowed",
+            warning="anonymous callers are not admitted to this conference",
+        )
     role = authorized.get(identity.aor)
     if role is None:
-        return Admission(403, "Not Authorized For This Conference")
+        return Admission(403, "Not Authorized For This Conference", warning=not_listed(identity))
     return Admission(200, "OK", role)

@@ -3,7 +3,8 @@
 The focus is the transaction user behind a :class:`~focus.endpoint.SipEndpoint`
 (RFC 3261 §8.2, RFC 4579 §5 "focus").  For an INVITE to ``sip:<name>@<domain>``:
 
-1. 404 when no conference has that name;
+1. 404 when no conference has that name (a Request-URI user part that cannot be
+   a conference name is never looked up: :func:`focus.conference.conference_name`);
 2. the caller's identity (:func:`focus.policy.caller_identity`): P-Asserted-
    Identity from trusted proxies only, else From; 403 for anonymous callers
    unless the policy allows them, and for identities not on the authorized list
@@ -22,6 +23,10 @@ proves nothing: it crosses every proxy on the path.
 Re-INVITE re-runs offer/answer on the same streams (hold, new keys: old keys are
 wiped first), BYE ends the call and logs its ``media-summary`` lines, CANCEL
 before the answer gets the INVITE a 487, OPTIONS is answered with capabilities.
+
+Every refusal goes out through :meth:`FocusService._reject` as a
+:class:`focus.sip.refusal.SipRefusal`: each 403, 404 and 488 carries a
+``Warning`` (RFC 3261 §20.43) naming what was unacceptable, never a key.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from focus.call import CallState, ChatService, FloorService, FocusCall, MediaAllocator
-from focus.conference import ConferenceInfo, StoreError, normalize_aor
+from focus.conference import ConferenceInfo, StoreError, conference_name, normalize_aor
 from focus.directory import ConferenceDirectoryCache
 from focus.endpoint import SipEndpoint
 from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft, ParticipantUpdated
@@ -69,6 +74,7 @@ from focus.sip.message import (
     make_response,
     validate_request,
 )
+from focus.sip.refusal import EXPLAINED_STATUSES, SipRefusal
 from focus.sip.transaction import (
     AckReceived,
     CancelReceived,
@@ -80,7 +86,6 @@ logger = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 SUPPORTED_OPTIONS: frozenset[str] = frozenset()
-WARN_AGENT = "mrf"
 
 
 type MethodHandler = Callable[[SipEndpoint, RequestReceived], Awaitable[None] | None]
@@ -195,6 +200,16 @@ class FocusService:
             return False
         call.note_dtmf(event, duration_ms)
         self._emit(_updated(call))
+        return True
+
+    def note_talking(self, call_id: str, streams: frozenset[int]) -> bool:
+        """The mixer's active speakers changed: ``streams`` of this call are heard now."""
+        call = self.find_call(call_id)
+        if call is None:
+            return False
+        if call.talking_streams != streams:
+            call.talking_streams = streams
+            self._emit(_updated(call))
         return True
 
     def _media_failed(self, call: FocusCall, detail: str) -> None:
@@ -352,11 +367,11 @@ class FocusService:
         self.stats.invites += 1
         refusal = self._check_request(request)
         if refusal is not None:
-            self._refuse(endpoint, event, *refusal)
+            self._reject(endpoint, event, refusal)
             return
-        conference = self._lookup(request)
+        conference = self.lookup(request)
         if conference is None:
-            self._refuse(endpoint, event, 404, "Conference Not Found")
+            self._reject(endpoint, event, no_conference(request.request_uri.user))
             return
         identity = caller_identity(request, event.source.host, self.config.trusted_proxies)
         decision = admit(
@@ -368,7 +383,8 @@ class FocusService:
                 request.call_id, identity, identity.source, conference.name,
                 decision.status, decision.reason,
             )  # fmt: skip
-            self._refuse(endpoint, event, decision.status, decision.reason)
+            self._refuse(endpoint, event, decision.status, decision.reason,
+                         warning=decision.warning)  # fmt: skip
             return
         if len(self._calls) + len(self._pending) >= self.config.max_calls:
             self._refuse(endpoint, event, 503, "Service Unavailable", [("Retry-After", "5")])
@@ -385,31 +401,26 @@ class FocusService:
         finally:
             self._pending.pop(key, None)
 
-    def _check_request(self, request: SipRequest) -> tuple[int, str, list[tuple[str, str]]] | None:
+    def _check_request(self, request: SipRequest) -> SipRefusal | None:
         unsupported = [
             tag for value in request.headers.get_all("Require")
             for tag in (t.strip() for t in value.split(",")) if tag and tag not in SUPPORTED_OPTIONS
         ]  # fmt: skip
         if unsupported:
-            return 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))]
+            return SipRefusal(420, headers=(("Unsupported", ", ".join(unsupported)),))
         if request.method == "INVITE" and "Contact" not in request.headers:
-            return 400, "Missing Contact", []
+            return SipRefusal(400, "an INVITE needs a Contact header", "Missing Contact")
         if not request.body:
-            warning = f'399 {WARN_AGENT} "an SDP offer in the INVITE is required"'
-            return 488, "Not Acceptable Here", [("Warning", warning)]
+            return SipRefusal(488, "an SDP offer in the INVITE is required")
         content_type = (request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if content_type != "application/sdp":
-            return 415, "Unsupported Media Type", [("Accept", "application/sdp")]
+            return SipRefusal(415, headers=(("Accept", "application/sdp"),))
         return None
 
-    def _lookup(self, request: SipRequest) -> ConferenceInfo | None:
-        user = request.request_uri.user
-        if not user:
-            return None
-        found = self.directory.get_conference(user)
-        if found is None and user.lower() != user:
-            found = self.directory.get_conference(user.lower())
-        return found
+    def lookup(self, request: SipRequest) -> ConferenceInfo | None:
+        """The conference the Request-URI names (``None``: unknown, or not a name)."""
+        name = conference_name(request.request_uri.user)
+        return self.directory.get_conference(name) if name is not None else None
 
     async def _answer_invite(
         self, endpoint: SipEndpoint, event: RequestReceived, call: FocusCall
@@ -484,10 +495,10 @@ class FocusService:
     def _refuse_mikey(
         self, endpoint: SipEndpoint, event: RequestReceived, exc: MikeyRefused
     ) -> None:
-        text = exc.detail.replace('"', "'")[:200]
-        logger.info("[%s] MIKEY-TICKET refused: %d %s", event.request.call_id, exc.status, text)
-        warning = ("Warning", f'399 {WARN_AGENT} "{text}"')
-        self._refuse(endpoint, event, exc.status, exc.reason, [*exc.headers, warning])
+        logger.info(
+            "[%s] MIKEY-TICKET refused: %d %s", event.request.call_id, exc.status, exc.detail
+        )
+        self._refuse(endpoint, event, exc.status, exc.reason, exc.headers, warning=exc.detail)
 
     def _plan(
         self,
@@ -501,8 +512,6 @@ class FocusService:
         except SdpError as exc:
             raise SdpRemoteError(400, f"malformed SDP: {exc}") from exc
         modes = frozenset(conference.policy.key_modes) & SUPPORTED_KEY_MODES
-        if not modes:
-            raise SdpRemoteError(488, "no key mode of this conference is available for audio")
         policy = SdpFocusPolicy(
             require_security=conference.policy.require_media_security,
             key_modes=modes,
@@ -534,7 +543,10 @@ class FocusService:
         if self.chat is None:
             return None
         secure = conference.policy.require_media_security
-        return dataclasses.replace(self.chat.policy, require_security=secure)
+        fingerprint = "fingerprint" in conference.policy.key_modes
+        return dataclasses.replace(
+            self.chat.policy, require_security=secure, fingerprint=fingerprint
+        )
 
     def _open_chat(self, call: FocusCall, plan: SdpAnswerPlan) -> None:
         """Set up (or keep) the MSRP session of each accepted m=message before the 200."""
@@ -548,7 +560,10 @@ class FocusService:
         if self.floor is None:
             return None
         secure = conference.policy.require_media_security
-        return dataclasses.replace(self.floor.policy, require_security=secure)
+        fingerprint = "fingerprint" in conference.policy.key_modes
+        return dataclasses.replace(
+            self.floor.policy, require_security=secure, fingerprint=fingerprint
+        )
 
     def _open_floor(self, call: FocusCall, plan: SdpAnswerPlan) -> None:
         """Register the participant with floor control (its BFCP user ID) before the 200."""
@@ -668,7 +683,7 @@ class FocusService:
             return
         refusal = self._check_request(request)
         if refusal is not None:
-            self._refuse(endpoint, event, *refusal)
+            self._reject(endpoint, event, refusal)
             return
         call.reinvite_pending = True
         try:
@@ -747,23 +762,40 @@ class FocusService:
         endpoint: SipEndpoint,
         event: RequestReceived,
         status: int,
-        reason: str,
+        reason: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
+        *,
+        warning: str | None = None,
     ) -> None:
-        self.stats.refused[status] = self.stats.refused.get(status, 0) + 1
+        """Answer ``status`` (with ``warning``, required for 403/404/488)."""
+        self._reject(endpoint, event, SipRefusal(status, warning, reason, tuple(headers)))
+
+    def _reject(self, endpoint: SipEndpoint, event: RequestReceived, refusal: SipRefusal) -> None:
+        """The one way refusals leave the focus; the Warning's agent is our SIP domain."""
+        self.stats.refused[refusal.status] = self.stats.refused.get(refusal.status, 0) + 1
+        if refusal.status in EXPLAINED_STATUSES and refusal.warning is None:
+            logger.error("[%s] %d sent without a Warning", event.request.call_id, refusal.status)
         to_tag = secrets.token_hex(8) if not event.request.to_addr.tag else None
-        endpoint.respond(
-            event.key, make_response(event.request, status, reason, to_tag=to_tag, headers=headers)
-        )
+        response = refusal.response(event.request, agent=self.config.domain, to_tag=to_tag)
+        endpoint.respond(event.key, response)
 
     def _refuse_sdp(
         self, endpoint: SipEndpoint, event: RequestReceived, exc: SdpRemoteError
     ) -> None:
         status = exc.status if exc.status in (400, 488) else 488
-        reason = "Bad Request" if status == 400 else "Not Acceptable Here"
-        text = str(exc).replace('"', "'")[:200]
-        logger.info("[%s] SDP refused: %d %s", event.request.call_id, status, text)
-        self._refuse(endpoint, event, status, reason, [("Warning", f'399 {WARN_AGENT} "{text}"')])
+        logger.info("[%s] SDP refused: %d %s", event.request.call_id, status, exc)
+        self._reject(endpoint, event, SipRefusal(status, str(exc), code=exc.warn_code))
+
+
+def no_conference(user: str | None) -> SipRefusal:
+    """The 404 for a Request-URI naming no conference (INVITE and SUBSCRIBE alike)."""
+    if not user:
+        text = "the Request-URI has no user part naming a conference"
+    elif conference_name(user) is None:
+        text = f"'{user[:64]}' cannot be a conference name (a-z 0-9 . _ -)"
+    else:
+        text = f"no conference named '{user[:64]}'"
+    return SipRefusal(404, text, "Conference Not Found")
 
 
 def _warning(text: str) -> tuple[str, str]:

@@ -42,6 +42,7 @@ from focus.conference import (
     InvalidInput,
     StoreError,
     coerce_participants,
+    is_conference_name,
     normalize_aor,
     validate_conference_name,
 )
@@ -146,20 +147,45 @@ def _alembic_config(connection: Connection) -> Any:
     return config
 
 
+def _sqlite_foreign_keys(connection: Connection, *, on: bool) -> None:
+    """``PRAGMA foreign_keys`` outside any transaction (inside one it does nothing).
+
+    SQLite cannot ALTER a column: Alembic's batch mode copies the table and
+    drops the old one, and with foreign keys on that DROP would cascade (every
+    authorized participant of every conference deleted).  So migrations run
+    with them off, and ``PRAGMA foreign_key_check`` must find nothing before
+    the upgrade commits.
+    """
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    connection.commit()
+
+
 def migrate(engine: Engine) -> str | None:
     """Upgrade the database to the newest schema revision; that revision."""
     from alembic import command  # imported here: after the logger level below is set
     from alembic.runtime.migration import MigrationContext
 
-    with engine.begin() as connection:
-        config = _alembic_config(connection)
-        tables = set(inspect(connection).get_table_names())
-        if "alembic_version" not in tables and "conferences" in tables:
-            logger.info("database predates migrations: stamping revision %s", FOUNDATION_REVISION)
-            command.stamp(config, FOUNDATION_REVISION)
-        before = MigrationContext.configure(connection).get_current_revision()
-        command.upgrade(config, "head")
-        after = MigrationContext.configure(connection).get_current_revision()
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:  # see _sqlite_foreign_keys
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            with connection.begin():
+                config = _alembic_config(connection)
+                tables = set(inspect(connection).get_table_names())
+                if "alembic_version" not in tables and "conferences" in tables:
+                    logger.info(
+                        "database predates migrations: stamping revision %s", FOUNDATION_REVISION
+                    )
+                    command.stamp(config, FOUNDATION_REVISION)
+                before = MigrationContext.configure(connection).get_current_revision()
+                command.upgrade(config, "head")
+                after = MigrationContext.configure(connection).get_current_revision()
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise StoreError("the schema upgrade would break references: rolled back")
+        finally:
+            if sqlite:
+                _sqlite_foreign_keys(connection, on=True)
     if after != before:
         logger.info("database schema upgraded from %s to %s", before or "empty", after)
     return after
@@ -229,9 +255,14 @@ class ConferenceStore(AccountQueries):
         return info
 
     def get_conference(self, name: str) -> ConferenceInfo | None:
-        """The conference called ``name``, or ``None``."""
+        """The conference called ``name``, or ``None``.
+
+        A string that cannot be a conference name (e.g. a SIP user part with
+        bytes that were not UTF-8, or NUL, which PostgreSQL cannot hold) is not
+        looked up at all: no query carries what the database cannot store.
+        """
         with Session(self.engine) as session:
-            row = session.exec(select(Conference).where(Conference.name == name)).first()
+            row = self._named(session, name)
             return None if row is None else self._load(session, row)
 
     def get_conference_by_id(self, conference_id: int) -> ConferenceInfo | None:
@@ -261,7 +292,7 @@ class ConferenceStore(AccountQueries):
     def delete_conference(self, name: str) -> bool:
         """Delete ``name`` and its authorized list; ``False`` when there was none."""
         with Session(self.engine) as session:
-            row = session.exec(select(Conference).where(Conference.name == name)).first()
+            row = self._named(session, name)
             if row is None:
                 return False
             session.exec(
@@ -333,10 +364,17 @@ class ConferenceStore(AccountQueries):
 
     @staticmethod
     def _require(session: Session, name: str) -> Conference:
-        row = session.exec(select(Conference).where(Conference.name == name)).first()
+        row = ConferenceStore._named(session, name)
         if row is None:
             raise ConferenceNotFound(f"no conference named {name!r}")
         return row
+
+    @staticmethod
+    def _named(session: Session, name: str) -> Conference | None:
+        """The row called ``name``; a string that cannot be a name is not queried."""
+        if not is_conference_name(name):
+            return None
+        return session.exec(select(Conference).where(Conference.name == name)).first()
 
     @staticmethod
     def _integrity(exc: IntegrityError, name: str) -> StoreError:

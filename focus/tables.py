@@ -11,10 +11,17 @@ migrated schema with these declarations.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
+
+from focus.conference import DEFAULT_KEY_MODES
+
+# The stored form of the default key modes (migration 0003 made it the column's
+# server default too, so a row written without key_modes gets every mode).
+DEFAULT_KEY_MODES_JSON = json.dumps(list(DEFAULT_KEY_MODES))
 
 
 def utcnow() -> datetime:
@@ -62,7 +69,10 @@ class Conference(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     allow_anonymous: bool = False
     require_media_security: bool = True
-    key_modes: str = Field(default='["sdes", "fingerprint"]', sa_type=Text)
+    key_modes: str = Field(
+        default=DEFAULT_KEY_MODES_JSON, sa_type=Text,
+        sa_column_kwargs={"server_default": DEFAULT_KEY_MODES_JSON},
+    )  # fmt: skip
     notify_protection: str = Field(default="optional", max_length=16)
     chair_uri: str | None = Field(default=None, sa_type=Text)
 

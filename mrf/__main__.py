@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="key_modes",
         action="append",
         choices=("sdes", "mikey-ticket", "dtls", "fingerprint"),
-        help="accepted key management (repeatable; default: sdes and fingerprint)",
+        help="accepted key management, to narrow the default (repeatable; default: every "
+        "mode: sdes, mikey-ticket and dtls for RTP, fingerprint and mikey-ticket for "
+        "MSRP/BFCP)",
     )
     create.set_defaults(handler=_conference_create)
     listing = _subparser(actions, "list", "print every conference, one JSON object a line")

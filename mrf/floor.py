@@ -51,10 +51,11 @@ from OpenSSL import SSL
 
 from focus.events import FocusEvent, ParticipantLeft
 from focus.sdp.attributes import SdpFingerprint
-from focus.sdp.bfcp import SdpBfcpLocal, SdpBfcpPolicy
+from focus.sdp.bfcp import CONFERENCE_AUDIO_LABEL, SdpBfcpLocal, SdpBfcpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
 from focus.sdp.secret import SecretBytes
 from mrf.bfcp.codes import BfcpErrorCode as E
+from mrf.bfcp.codes import BfcpRequestStatus
 from mrf.bfcp.connection import BfcpConnection, BfcpRole, error_message
 from mrf.bfcp.events import BfcpConnectionFailed, BfcpMessageRefused, BfcpRequestReceived
 from mrf.bfcp.floor import MAX_FLOORS, BfcpFloorConfig
@@ -157,6 +158,18 @@ class FloorControl:
         self._floor_listeners.append(listener)
         return lambda: self._floor_listeners.remove(listener)
 
+    def floor_holders(self, conference: str) -> frozenset[str]:
+        """Call-IDs of the beneficiaries of granted requests in ``conference`` (by name)."""
+        state = self.server.find_conference(conference)
+        if state is None:
+            return frozenset()
+        return frozenset(
+            session.call_id
+            for request in state.requests.values()
+            if request.status is BfcpRequestStatus.GRANTED
+            and (session := self.sessions.get((state.conference_id, request.beneficiary)))
+        )
+
     async def listen(self, port: int) -> int:
         """Start the TLS listener; returns the bound port."""
         factory = self.context_factory or (
@@ -209,10 +222,11 @@ class FloorControl:
     def _add_user(self, call: Any) -> tuple[int, int]:
         name = call.conference.name
         conference = self.server.find_conference(name)
+        floors = dict.fromkeys(self.floor_ids, CONFERENCE_AUDIO_LABEL)
         conference_id = (
             conference.conference_id
             if conference is not None
-            else self.server.add_conference(name, {f: "audio" for f in self.floor_ids})
+            else self.server.add_conference(name, floors)
         )
         chair = getattr(call, "role", "") == "chair"
         return conference_id, self.server.add_user(conference_id, call.participant, chair=chair)

@@ -30,6 +30,7 @@ from mrf.chat import ChatRelay, start_chat_relay
 from mrf.floor import FloorControl, start_floor_control
 from mrf.rtp.conference import RtpMixerPool
 from mrf.rtp.plane import MediaPlane
+from mrf.rtp.speakers import RtpSpeakerConfig
 from mrf.rtp.srtp import mki_supported
 from mrf.settings import Settings
 from mrf.tls import TlsError, certificate_fingerprint, ensure_certificate, server_ssl_context
@@ -110,7 +111,8 @@ async def start(settings: Settings) -> Server:
     focus = FocusService(store, media, config)
     endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)
     focus.attach(endpoint)
-    mixers = RtpMixerPool(focus)  # joins, hold/mute and leaves drive the mixers
+    speakers = RtpSpeakerConfig(max_speakers=settings.mixer.max_speakers)
+    mixers = RtpMixerPool(focus, speakers=speakers)  # joins, hold/mute, leaves drive them
     proxy = settings.sip.outbound_proxy
     FocusDialOut(  # registers itself: focus.dialout, REFER handling
         focus,
@@ -132,6 +134,7 @@ async def start(settings: Settings) -> Server:
         )  # fmt: skip
         floor.attach(focus)  # BFCP lines in answers; release on ParticipantLeft
         notify.watch_floor(floor)  # floor grants and queues in conference-info
+        mixers.watch_floor(floor)  # a floor holder is always among the mixed speakers
     except OSError:
         await endpoint.close()
         store.close()

@@ -83,6 +83,13 @@ class MediaSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MixerSettings:
+    """Audio mixer: how many active speakers are mixed at once (floor holders come on top)."""
+
+    max_speakers: int = 3
+
+
+@dataclass(frozen=True, slots=True)
 class MsrpSettings:
     """MSRP over TLS listener port (0 = ephemeral)."""
 
@@ -148,6 +155,7 @@ class Settings:
     sip: SipSettings = field(default_factory=SipSettings)
     web: WebSettings = field(default_factory=WebSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    mixer: MixerSettings = field(default_factory=MixerSettings)
     msrp: MsrpSettings = field(default_factory=MsrpSettings)
     bfcp: BfcpSettings = field(default_factory=BfcpSettings)
     kms: KmsSettings = field(default_factory=KmsSettings)
@@ -361,6 +369,11 @@ def _notify_algorithm(label: str, value: object) -> str:
     return str(value)
 
 
+def _max_speakers(label: str, value: object) -> int:
+    """Active speakers mixed at once: each costs one decode and one encode per tick."""
+    return _integer(label, value, 1, 32)
+
+
 def _prot_type(label: str, value: object) -> int:
     """A MIKEY Prot Type other than SRTP (0) and TESLA (1) (IANA, RFC 3830 §6.10)."""
     return _integer(label, value, 2, 255)
@@ -384,6 +397,7 @@ KEYS: dict[str, Validator] = {
     "web.metrics_token_file": _token_file,
     "media.host": _ip,
     "media.rtp_ports": _rtp_ports,
+    "mixer.max_speakers": _max_speakers,
     "msrp.port": _listen_port,
     "bfcp.port": _listen_port,
     "bfcp.floors": _floors,
@@ -460,6 +474,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "web.metrics_token_file": _env_text,
         "media.host": _env_text,
         "media.rtp_ports": _env_range,
+        "mixer.max_speakers": _env_int,
         "msrp.port": _env_int,
         "bfcp.port": _env_int,
         "bfcp.floors": _env_int,
@@ -539,6 +554,7 @@ def _build(values: dict[str, object]) -> Settings:
         sip=SipSettings(**sections["sip"]),  # type: ignore[arg-type]
         web=WebSettings(**sections["web"]),  # type: ignore[arg-type]
         media=MediaSettings(**sections["media"]),  # type: ignore[arg-type]
+        mixer=MixerSettings(**sections["mixer"]),  # type: ignore[arg-type]
         msrp=MsrpSettings(**sections["msrp"]),  # type: ignore[arg-type]
         bfcp=BfcpSettings(**sections["bfcp"]),  # type: ignore[arg-type]
         kms=KmsSettings(**sections["kms"]),  # type: ignore[arg-type]

@@ -34,6 +34,12 @@ per floor at its end (``endpoint-type`` ends with the same
 
     <mfloor:floor id="1" status="granted"/>          (or "queued" queue-position="2", "pending")
 
+Nor has it a talker indication: an audio stream the mixer hears as an active
+speaker carries, after the protection element, one element of
+:data:`TALKER_NS` (absent while the participant is not talking)::
+
+    <mtalk:talking>true</mtalk:talking>
+
 :func:`parse_conference_info` is the subscriber's side (tests, ``mrf ue``): the
 root attributes and each user's endpoints and their status, size-capped.  A
 document type declaration is refused by the parser itself, after decoding
@@ -50,6 +56,7 @@ from datetime import datetime
 CONFERENCE_INFO_NS = "urn:ietf:params:xml:ns:conference-info"  # RFC 4575 §4.1
 MEDIA_SECURITY_NS = "urn:mrf:params:xml:ns:media-security"  # ours, see module docstring
 FLOOR_CONTROL_NS = "urn:mrf:params:xml:ns:floor-control"  # ours, see module docstring
+TALKER_NS = "urn:mrf:params:xml:ns:talker"  # ours, see module docstring
 CONFERENCE_INFO_CONTENT_TYPE = "application/conference-info+xml"  # RFC 4575 §3.4
 MAX_CONFERENCE_INFO_SIZE = 262_144  # bytes a subscriber agrees to parse
 
@@ -64,6 +71,7 @@ FLOOR_STATUSES = ("granted", "queued", "pending")  # ours: BFCP Granted / Accept
 
 ET.register_namespace("msec", MEDIA_SECURITY_NS)
 ET.register_namespace("mfloor", FLOOR_CONTROL_NS)
+ET.register_namespace("mtalk", TALKER_NS)
 
 
 class ConferenceInfoError(ValueError):
@@ -79,6 +87,7 @@ class ConferenceInfoMedia:
     status: str | None = None
     key_mode: str = "none"  # "sdes", "mikey-ticket", "dtls", "fingerprint", "none"
     suite: str | None = None
+    talking: bool = False  # an active speaker of the mixer (our extension, see above)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +171,7 @@ class ConferenceInfoNotice:
     endpoints: dict[str, str] = field(default_factory=dict)  # endpoint entity -> status
     endpoint_users: dict[str, str] = field(default_factory=dict)  # endpoint entity -> user
     floors: dict[str, str] = field(default_factory=dict)  # endpoint entity -> floor status
+    talking: set[str] = field(default_factory=set)  # endpoint entities with a talking stream
 
 
 def _q(name: str) -> str:
@@ -245,6 +255,8 @@ def _media(parent: ET.Element, media: ConferenceInfoMedia) -> None:
     if media.suite:
         attributes["suite"] = media.suite
     ET.SubElement(element, f"{{{MEDIA_SECURITY_NS}}}protection", attributes)
+    if media.talking:
+        ET.SubElement(element, f"{{{TALKER_NS}}}talking").text = "true"
 
 
 def _endpoint(parent: ET.Element, endpoint: ConferenceInfoEndpoint, state: str = "full") -> None:
@@ -413,4 +425,6 @@ def parse_conference_info(data: bytes) -> ConferenceInfoNotice:
             floor = endpoint.find(f"{{{FLOOR_CONTROL_NS}}}floor")
             if floor is not None:
                 notice.floors[entity] = floor.get("status", "")
+            if endpoint.find(f"{_n('media')}/{{{TALKER_NS}}}talking") is not None:
+                notice.talking.add(entity)
     return notice

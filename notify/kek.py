@@ -156,14 +156,9 @@ def key_mgmt_message(value: str) -> bytes:
     try:
         prot, message = parse_key_mgmt(value)
     except ValueError as exc:
-        raise NotifyRemoteError(488, "Not Acceptable Here", (warning(str(exc)),)) from exc
+        raise NotifyRemoteError(488, "Not Acceptable Here", warning=str(exc)) from exc
     if prot != "mikey":
         raise NotifyRemoteError(
-            488, "Not Acceptable Here", (warning(f"key management protocol {prot!r}"),)
+            488, "Not Acceptable Here", warning=f"key management protocol {prot[:32]!r}"
         )
     return message
-
-
-def warning(text: str) -> tuple[str, str]:
-    """A ``Warning: 399 mrf "..."`` header (RFC 3261 §20.43), quotes replaced, capped."""
-    return ("Warning", '399 mrf "{}"'.format(text.replace('"', "'")[:200]))

@@ -44,7 +44,7 @@ from focus.mikey.responder import MikeyResolvedTransfer, MikeyTransferResponder
 from focus.mikey.timestamp import MikeyReplayCache
 from focus.sip.message import SipRemoteError
 from focus.sip.uri import SipUri
-from notify.kek import NotifyKek, warning
+from notify.kek import NotifyKek
 from notify.subscription import NotifyRemoteError
 
 logger = logging.getLogger(__name__)
@@ -65,13 +65,13 @@ def same_identity(kms_identity: bytes, aor: str) -> bool:
 def _refused(exc: MikeyError) -> NotifyRemoteError:
     code = getattr(getattr(exc, "code", None), "name", "UNSPECIFIED")
     detail = f"MIKEY-TICKET refused: {code} ({getattr(exc, 'reason', exc)})"
-    return NotifyRemoteError(488, "Not Acceptable Here", (warning(detail),))
+    return NotifyRemoteError(488, "Not Acceptable Here", warning=detail)
 
 
 def _forbidden(identity: bytes, aor: str) -> NotifyRemoteError:
     logger.info("MIKEY-TICKET in SUBSCRIBE: KMS identity %r is not %s", identity[:128], aor)
     detail = "the initiator's KMS identity is not the subscriber's identity"
-    return NotifyRemoteError(403, "Forbidden", (warning(detail),))
+    return NotifyRemoteError(403, "Forbidden", warning=detail)
 
 
 @dataclass(slots=True)
@@ -97,7 +97,7 @@ class NotifyMikeyExchange:
         kms_key = self.credentials(conference_uri.encode())
         if kms_key is None:
             raise NotifyRemoteError(
-                488, "Not Acceptable Here", (warning(f"no KMS key for {conference_uri}"),)
+                488, "Not Acceptable Here", warning=f"no KMS key for {conference_uri}"
             )
         responder = self._receive(message, conference_uri.encode(), kms_key, identity)
         resolved = await self._resolve(responder, identity)
@@ -129,7 +129,7 @@ class NotifyMikeyExchange:
         if len(entries) != 1 or entries[0].prot_type != wanted:
             types = [e.prot_type for e in entries]
             detail = f"need one crypto session of Prot type {wanted} (PSK S/MIME), got {types}"
-            raise NotifyRemoteError(488, "Not Acceptable Here", (warning(detail),))
+            raise NotifyRemoteError(488, "Not Acceptable Here", warning=detail)
         return entries[0]
 
     async def _resolve(
@@ -140,8 +140,8 @@ class NotifyMikeyExchange:
         except KmsUnavailable as exc:
             logger.warning("KMS unreachable: %s", exc)
             raise NotifyRemoteError(
-                503, "Service Unavailable", (("Retry-After", str(self.retry_after)),
-                                             warning("the key management service is unreachable")),
+                503, "Service Unavailable", (("Retry-After", str(self.retry_after)),),
+                warning="the key management service is unreachable",
             ) from exc  # fmt: skip
         try:
             resolved = responder.process_resolve_response(reply, now=self.clock())

@@ -99,6 +99,7 @@ def _media(call: FocusCall) -> tuple[ConferenceInfoMedia, ...]:
             status=_INVERSE.get(str(stream.direction_answer), str(stream.direction_answer)),
             key_mode=stream.key_mode,
             suite=stream.crypto.suite if stream.crypto else None,
+            talking=stream.index in call.talking_streams,
         )
         for stream in call.plan.streams
         if stream.accepted

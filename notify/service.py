@@ -38,11 +38,13 @@ from typing import Any
 from focus.conference import ConferenceInfo
 from focus.endpoint import SipEndpoint
 from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft
-from focus.policy import CallerIdentity, caller_identity
-from focus.service import FocusService
+from focus.policy import CallerIdentity, caller_identity, not_listed
+from focus.service import FocusService, no_conference
 from focus.sip.dialog import dialog_from_uas, incoming_dialog_id
 from focus.sip.message import SipRemoteError, SipRequest, make_response
+from focus.sip.refusal import SipRefusal
 from focus.sip.transaction import RequestReceived
+from focus.sip.uri import SipNameAddr
 from notify.conference_info import ConferenceInfoSnapshot
 from notify.kek import (
     KEY_MGMT_HEADER,
@@ -54,7 +56,6 @@ from notify.kek import (
     SubscribeKeyExchange,
     format_key_mgmt,
     key_mgmt_message,
-    warning,
 )
 from notify.roster import ConferenceRoster, FloorStates, floor_states
 from notify.sender import NotifyConfig, NotifySender, NotifySubscriber, notify_config
@@ -131,10 +132,21 @@ class NotifyService(NotifySender):
             self.stats["refused"] += 1
             logger.info("[%s] SUBSCRIBE refused: %d %s", request.call_id, exc.status, exc.reason)
             to_tag = None if request.to_addr.tag else secrets.token_hex(8)
-            response = make_response(
-                request, exc.status, exc.reason, to_tag=to_tag, headers=exc.headers
+            refusal = SipRefusal(exc.status, exc.warning, exc.reason, exc.headers)
+            endpoint.respond(
+                event.key, refusal.response(request, agent=self.focus.config.domain, to_tag=to_tag)
             )
-            endpoint.respond(event.key, response)
+
+    @staticmethod
+    def _check_contact(request: SipRequest) -> None:
+        """The subscriber's Contact: a URI the NOTIFYs can go to (RFC 6665 §4.1.1)."""
+        contact = (request.headers.get("Contact") or "").strip()
+        if not contact:  # absent, or present and empty
+            raise NotifyRemoteError(400, "Missing Contact", warning="SUBSCRIBE needs a Contact URI")
+        try:
+            SipNameAddr.parse(contact)
+        except SipRemoteError as exc:
+            raise NotifyRemoteError(400, "Bad Contact", warning="Contact is not a SIP URI") from exc
 
     async def _new_subscription(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
         request = event.request
@@ -142,8 +154,7 @@ class NotifyService(NotifySender):
         info = self._conference(request)
         identity = caller_identity(request, event.source.host, self.focus.config.trusted_proxies)
         self._authorize(info, identity, request.call_id)
-        if "Contact" not in request.headers:
-            raise NotifyRemoteError(400, "Missing Contact")
+        self._check_contact(request)
         self._check_capacity(info.name)
         aor = str(identity.aor)
         kek, key_headers = await self._key_exchange(request, info, aor)
@@ -152,9 +163,9 @@ class NotifyService(NotifySender):
             and self.keys.lookup(info.name, aor) is None
             and (info.policy.notify_protection == "required")
         ):
-            raise NotifyRemoteError(488, "Not Acceptable Here", (warning(
+            raise NotifyRemoteError(488, "Not Acceptable Here", warning=(
                 "notify_protection is required: establish a PSK S/MIME key (MIKEY-TICKET) first"
-            ),))  # fmt: skip
+            ))  # fmt: skip
         response = make_response(
             request, 200, "OK", to_tag=secrets.token_hex(8),
             headers=[*self._contact_headers(endpoint, request, info.name),
@@ -202,22 +213,28 @@ class NotifyService(NotifySender):
             self.finish(subscriber)
 
     def _conference(self, request: SipRequest) -> ConferenceInfo:
-        user = request.request_uri.user
-        return self._conference_named(user)
-
-    def _conference_named(self, name: str | None) -> ConferenceInfo:
-        info = self.focus.directory.get_conference(name) if name else None
+        info = self.focus.lookup(request)
         if info is None:
-            raise NotifyRemoteError(404, "Conference Not Found")
+            refusal = no_conference(request.request_uri.user)
+            raise NotifyRemoteError(404, "Conference Not Found", warning=refusal.warning)
+        return info
+
+    def _conference_named(self, name: str) -> ConferenceInfo:
+        info = self.focus.directory.get_conference(name)
+        if info is None:
+            raise NotifyRemoteError(404, "Conference Not Found", warning="the conference is gone")
         return info
 
     def _authorize(self, info: ConferenceInfo, identity: CallerIdentity, call_id: str) -> None:
         """Exactly the INVITE identity rules; anonymous subscribers are always refused."""
         if identity.anonymous or identity.aor is None:
-            raise NotifyRemoteError(403, "Anonymous Subscribers Not Allowed")
+            raise NotifyRemoteError(403, "Anonymous Subscribers Not Allowed",
+                                    warning="anonymous subscribers are not admitted")  # fmt: skip
         if identity.aor not in self._allowed(info):
             logger.info("[%s] %s not authorized for %s", call_id, identity, info.name)
-            raise NotifyRemoteError(403, "Not Authorized For This Conference")
+            raise NotifyRemoteError(
+                403, "Not Authorized For This Conference", warning=not_listed(identity)
+            )
 
     def _allowed(self, info: ConferenceInfo) -> set[str]:
         allowed = set(info.authorized())
@@ -237,7 +254,9 @@ class NotifyService(NotifySender):
         if value is None:
             return None, []
         if self.key_exchange is None:
-            raise NotifyRemoteError(488, "Not Acceptable Here", (warning("no MIKEY-TICKET here"),))
+            raise NotifyRemoteError(
+                488, "Not Acceptable Here", warning="this server has no KMS for MIKEY-TICKET"
+            )
         message = key_mgmt_message(value)
         uri = info.uri(self.focus.config.domain)
         answer, kek = await self.key_exchange.answer(uri, aor, message)

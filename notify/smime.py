@@ -18,7 +18,7 @@ Structure (RFC 5083 §2.1, RFC 5652 §6.2.3, RFC 5084, RFC 3565; TS 33.328 I.2.1
 
 The content-encryption key (CEK) is random per message; the KEK is the TEK of
 the subscriber's "PSK S/MIME" MIKEY-TICKET crypto session and ``keyIdentifier``
-that crypto session's SPI bytes (project decision (b), ``digest.md`` §1.1).
+that crypto session's SPI bytes (project decision (b), ``docs/mikey.md``).
 The AES key-wrap size follows the KEK length: 16 bytes → AES-WRAP-128, 32 bytes
 → AES-WRAP-256.  ``authAttrs`` are not sent; when a received message carries
 them their DER with the SET OF tag is the AAD (RFC 5083 §2.2).

@@ -42,7 +42,8 @@ class NotifyError(Exception):
 
     NotifyError
      ├── NotifyLocalError   our misuse (a NOTIFY on a terminated subscription)
-     └── NotifyRemoteError  the subscriber's request is refused: status, reason, headers
+     └── NotifyRemoteError  the subscriber's request is refused: status, reason, headers,
+                            warning
     """
 
 
@@ -51,13 +52,25 @@ class NotifyLocalError(NotifyError):
 
 
 class NotifyRemoteError(NotifyError):
-    """A SUBSCRIBE the notifier refuses; answer with ``status`` and ``headers``."""
+    """A SUBSCRIBE the notifier refuses; answer with ``status`` and ``headers``.
 
-    def __init__(self, status: int, reason: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
+    ``warning``: what was unacceptable, in words, for the answer's ``Warning``
+    (RFC 3261 §20.43; required for 403, 404 and 488, never key material).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        warning: str | None = None,
+    ) -> None:
         super().__init__(f"{status} {reason}")
         self.status = status
         self.reason = reason
         self.headers = headers
+        self.warning = warning
 
 
 class SubscriptionState(StrEnum):

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from focus.conference import KEY_MODES, MAX_NAME_LENGTH, NOTIFY_PROTECTIONS, ROLES
+from focus.conference import (
+    DEFAULT_KEY_MODES,
+    KEY_MODES,
+    MAX_NAME_LENGTH,
+    NOTIFY_PROTECTIONS,
+    ROLES,
+)
 from mrf import __version__
 
 JSON = "application/json"
@@ -47,6 +53,8 @@ _POLICY_PROPERTIES: dict[str, Any] = {
     "require_media_security": {"type": "boolean"},
     "key_modes": {
         "type": "array", "minItems": 1, "items": {"type": "string", "enum": list(KEY_MODES)},
+        "default": list(DEFAULT_KEY_MODES),
+        "description": "accepted key management; a new conference accepts every mode",
     },
     "notify_protection": {"type": "string", "enum": list(NOTIFY_PROTECTIONS)},
     "chair_uri": {"type": "string", "nullable": True, "example": "sip:carol@127.0.0.1"},
@@ -131,6 +139,7 @@ SCHEMAS: dict[str, Any] = {
             "joined_by": {"type": "string", "enum": ["dial-in", "dial-out"]},
             "reason": {"type": "string", "nullable": True},
             "muted": {"type": "boolean"}, "call_id": {"type": "string"},
+            "talking": {"type": "boolean"},  # one of the mixer's active speakers now
             "last_dtmf": {  # the latest RFC 4733 telephone-event the participant sent
                 "type": "object", "nullable": True,
                 "properties": {"event": {"type": "string", "example": "5"},

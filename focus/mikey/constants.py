@@ -3,7 +3,7 @@
 Every wire code is an ``IntEnum`` named after its registry.  The Prot Type
 values for "TLS", "PSK S/MIME" and "Application Specific" (TS 33.328) are not
 IANA-assigned: they are private-use defaults (project decision (a), see
-``../shared/spec/digest.md``) held in :class:`MikeyProtTypes`, which callers
+``docs/mikey.md``) held in :class:`MikeyProtTypes`, which callers
 may configure to match a peer.
 """
 

@@ -7,7 +7,7 @@ PRF (RFC 3830 §4.1.2; PRF-HMAC-SHA-256 RFC 6043 §6.1)::
     inkey = s_1 || ... || s_n   (256-bit blocks, the last may be shorter)
     PRF(inkey, label, L) = first L bits of P(s_1, label, m) XOR ... XOR P(s_n, label, m)
 
-Labels (``../shared/spec/digest.md`` §2.5.2): RFC 3830 §4.1.3 (TGK → TEK),
+Labels: RFC 3830 §4.1.3 (TGK → TEK),
 §4.1.4 (message keys), RFC 6043 §5.1.1 (forking), §5.1.2 (message keys of
 MIKEY-TICKET), §5.1.3 (TGK → TEK), §6.10 (Vr), App. A.2 (TPK, MPKi/MPKr).
 MAC checks use :func:`hmac.compare_digest` (constant time).

@@ -23,6 +23,14 @@ Rules of :func:`plan_bfcp` (the offerer is the participant, RFC 8856 §10.2):
   conference and per participant), ``a=floorid:<n> mstrm:<label>`` for each
   floor, ``a=setup``, ``a=connection:new``, ``a=fingerprint`` and ``a=label``
   on the controlled audio line (RFC 8856 §10.2, RFC 4574).
+- An offer whose only accepted line is BFCP (a chair console, or a participant
+  whose audio comes from another device) gets floor control too: the floors
+  control the conference's audio, which is no stream of that session, so the
+  answer says ``a=floorid:<n> mstrm:audio`` (:data:`CONFERENCE_AUDIO_LABEL`,
+  the label the focus's own offers give the conference audio; RFC 8856 §5.4
+  requires one token) and no m-line gets an ``a=label``.
+- ``policy.fingerprint`` off (a conference whose key modes lack
+  ``fingerprint``): TLS lines must be keyed by MIKEY-TICKET (``psk``).
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from focus.sdp.session import SdpAttribute, SdpMedia, SdpRemoteError, SdpSession
 
 __all__ = [
     "BFCP_PROTOS",
+    "CONFERENCE_AUDIO_LABEL",
     "BfcpRejected",
     "SdpBfcpLocal",
     "SdpBfcpPlan",
@@ -51,6 +60,7 @@ TLS_PROTO = "TCP/TLS/BFCP"
 TCP_PROTO = "TCP/BFCP"
 BFCP_PROTOS = frozenset({TLS_PROTO, TCP_PROTO, "TCP/DTLS/BFCP", "UDP/BFCP", "UDP/TLS/BFCP"})
 _STRONG = frozenset({"sha-256", "sha-384", "sha-512"})
+CONFERENCE_AUDIO_LABEL = "audio"  # a=floorid's mstrm when the session has no audio
 _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64}$")
 
 
@@ -67,6 +77,7 @@ class SdpBfcpPolicy:
     """What the focus accepts for floor control."""
 
     require_security: bool = True
+    fingerprint: bool = True  # certificate TLS (RFC 8122); False: MIKEY-TICKET TLS-PSK only
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +90,7 @@ class SdpBfcpPlan:
     connect_host: str
     connect_port: int
     label: str  # a=label of the audio stream the floor controls
-    stream_index: int  # that audio stream's m-line index
+    stream_index: int | None  # that audio stream's m-line index; None: the conference's
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +127,12 @@ def plan_bfcp(
 ) -> SdpBfcpPlan:
     """Plan our answer to ``media``; raises :class:`BfcpRejected` (port 0).
 
-    ``psk``: the line has a TLS-PSK from MIKEY-TICKET (no fingerprint needed).
+    ``psk``: the line has a TLS-PSK from MIKEY-TICKET (no fingerprint needed);
+    ``audio_index``: the accepted audio line the floors control, ``None`` when
+    the session has none (the floors then name the conference's audio).
     """
     if media.port == 0:
         raise BfcpRejected("stream disabled in the offer (port 0)")
-    if audio_index is None:
-        raise BfcpRejected("no accepted audio stream for the floor to control")
     proto = media.proto.upper()
     if proto not in (TLS_PROTO, TCP_PROTO):
         raise BfcpRejected(f"transport {media.proto} is not served (TCP/TLS/BFCP only)")
@@ -133,6 +144,8 @@ def plan_bfcp(
     prints = tuple(f for f in fingerprints(media, offer) if f.hash_func in _STRONG)
     if psk and not secure:
         raise BfcpRejected("a TLS crypto session keys a TCP/BFCP line without TLS")
+    if secure and not psk and not policy.fingerprint:
+        raise BfcpRejected("a=fingerprint (TCP/TLS/BFCP) not accepted by this conference's policy")
     if secure and not prints and not psk:
         raise BfcpRejected("TCP/TLS/BFCP needs a=fingerprint with SHA-256 or stronger")
     role = setup(media, offer)
@@ -147,7 +160,7 @@ def plan_bfcp(
         we_connect=role is SdpSetup.PASSIVE,
         connect_host=connection.address,
         connect_port=media.port,
-        label=floor_label(offer, audio_index),
+        label=CONFERENCE_AUDIO_LABEL if audio_index is None else floor_label(offer, audio_index),
         stream_index=audio_index,
     )
 

@@ -7,7 +7,9 @@ Rules of :func:`plan_msrp` (the offer side is the participant):
 
 - ``TCP/TLS/MSRP`` only when ``policy.require_security`` (plain ``TCP/MSRP``
   gets port 0, or 488 when nothing else is acceptable); TLS needs at least one
-  ``a=fingerprint`` with SHA-256 or stronger (RFC 8122 §5, RFC 4975 §14.4).
+  ``a=fingerprint`` with SHA-256 or stronger (RFC 8122 §5, RFC 4975 §14.4),
+  unless MIKEY-TICKET keys it (``psk``); with ``policy.fingerprint`` off (the
+  conference's key modes lack ``fingerprint``) only a ``psk`` line is accepted.
 - ``a=accept-types`` must allow ``message/cpim`` (RFC 7701 §5.2).
 - ``a=path`` is required; its URIs must be ``msrps`` for TLS.
 - ``a=setup`` (RFC 6135, RFC 4145 §4): ``active`` or ``actpass`` → we are
@@ -62,6 +64,7 @@ class SdpMsrpPolicy:
     """What the focus accepts and announces for chat."""
 
     require_security: bool = True
+    fingerprint: bool = True  # certificate TLS (RFC 8122); False: MIKEY-TICKET TLS-PSK only
     accept_types: tuple[str, ...] = ("message/cpim",)
     accept_wrapped_types: tuple[str, ...] = ("text/plain", "*")
     max_size: int = 16 * 1024 * 1024
@@ -117,6 +120,8 @@ def plan_msrp(
     _check_accept_types(media)
     path = _path(media, secure)
     prints = tuple(f for f in fingerprints(media, offer) if f.hash_func in _STRONG)
+    if secure and not psk and not policy.fingerprint:
+        raise MsrpRejected("a=fingerprint (TCP/TLS/MSRP) not accepted by this conference's policy")
     if secure and not prints and not psk:
         raise MsrpRejected("TCP/TLS/MSRP needs a=fingerprint with SHA-256 or stronger")
     role = setup(media, offer)

@@ -39,7 +39,13 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from focus.sdp.attributes import SdpDirection, SdpRtpmap, SdpSetup, direction, setup
-from focus.sdp.bfcp import BfcpRejected, SdpBfcpLocal, SdpBfcpPolicy, plan_bfcp
+from focus.sdp.bfcp import (
+    CONFERENCE_AUDIO_LABEL,
+    BfcpRejected,
+    SdpBfcpLocal,
+    SdpBfcpPolicy,
+    plan_bfcp,
+)
 from focus.sdp.msrp import (
     MsrpRejected,
     SdpMsrpLocal,
@@ -71,7 +77,7 @@ from focus.sdp.session import (
 
 STATIC_PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
 TELEPHONE_EVENT_PT = 101
-AUDIO_LABEL = "audio"  # the a=label our a=floorid names (RFC 4574, RFC 8856 §5.4)
+AUDIO_LABEL = CONFERENCE_AUDIO_LABEL  # the a=label our a=floorid names (RFC 4574, RFC 8856 §5.4)
 _ANSWER_TO_OURS = {  # what we may send/receive given the answerer's direction
     SdpDirection.SENDRECV: SdpDirection.SENDRECV,
     SdpDirection.RECVONLY: SdpDirection.SENDONLY,

@@ -371,8 +371,24 @@ def plan_answer(
         _plan_floors(offer, streams, policy.bfcp, policy.mikey)
     if not any(s.accepted for s in streams):
         reasons = "; ".join(f"m-line {s.index}: {s.reason}" for s in streams)
-        raise SdpRemoteError(488, f"no acceptable audio stream ({reasons or 'no m-lines'})")
+        code = _warn_code(offer, streams, policy)
+        raise SdpRemoteError(488, f"no acceptable stream ({reasons or 'no m-lines'})", code)
     return SdpAnswerPlan(tuple(streams))
+
+
+def _warn_code(offer: SdpSession, streams: list[SdpStreamPlan], policy: SdpFocusPolicy) -> int:
+    """RFC 3261 §20.43 for an offer with nothing acceptable: 304 when no m-line is of a
+    kind we serve, 305 when only the codecs did not match, 399 (policy, keys...) else."""
+    served = [
+        m for m in offer.media
+        if m.kind == "audio" or (m.kind == "message" and policy.msrp is not None)
+        or (policy.bfcp is not None and is_bfcp(m))
+    ]  # fmt: skip
+    if not served:
+        return 304
+    if {s.reason for s in streams} == {"no common audio codec"}:
+        return 305
+    return 399
 
 
 def _plan_floors(
@@ -486,7 +502,7 @@ def _plan_dtls_keying(
     if not is_dtls(media):
         return None
     if "dtls" not in policy.key_modes:
-        raise _StreamRejected(f"{media.proto}: DTLS-SRTP is disabled by policy")
+        raise _StreamRejected(f"{media.proto}: DTLS-SRTP not accepted by this conference's policy")
     try:
         return plan_dtls(offer, media, prev.dtls if prev else None)
     except DtlsRejected as exc:
@@ -510,9 +526,11 @@ def _plan_keying(
     if problems:
         detail = "; ".join(problems)
     elif offered:
-        detail = "SDES is disabled by policy"
+        detail = "a=crypto (SDES) not accepted by this conference's policy"
+    elif key_mgmts(media, offer) and "mikey-ticket" not in policy.key_modes:
+        detail = "a=key-mgmt not accepted by this conference's policy"
     elif key_mgmts(media, offer):
-        detail = "a=key-mgmt keying is not accepted here (policy or no MIKEY-TICKET keys)"
+        detail = "a=key-mgmt gave no MIKEY-TICKET keys (this server has no KMS?)"
     else:
         detail = "no a=crypto"
     if secure or policy.require_security:
@@ -666,9 +684,11 @@ def build_answer(
         for stream in plan.streams
     ]
     for stream in plan.streams:  # RFC 8856 §10.2: a=label on each controlled m-line
-        if stream.bfcp is not None and not media[stream.bfcp.stream_index].get_attribute("label"):
-            label = SdpAttribute("label", stream.bfcp.label)
-            media[stream.bfcp.stream_index].attributes.append(label)
+        floor = stream.bfcp
+        if floor is None or floor.stream_index is None:  # None: the conference's audio
+            continue
+        if not media[floor.stream_index].get_attribute("label"):
+            media[floor.stream_index].attributes.append(SdpAttribute("label", floor.label))
     _transport_answer(plan, media, local_host, ports, rtcp_ports or {}, dtls_fingerprint)
     timings = [SdpTiming(t.start, t.stop, list(t.repeats)) for t in offer.timings]
     return SdpSession(

@@ -72,13 +72,16 @@ class SdpRemoteError(SdpError):
     """The peer sent a malformed or unacceptable description.
 
     ``status`` is the SIP response to send: 400 (malformed, RFC 3261 §21.4.1)
-    or 488 (Not Acceptable Here, RFC 3261 §21.4.26 / RFC 3264 §6).
+    or 488 (Not Acceptable Here, RFC 3261 §21.4.26 / RFC 3264 §6); ``warn_code``
+    the Warning code that fits ``reason`` (RFC 3261 §20.43: 304 media type not
+    available, 305 incompatible media format, 399 anything else).
     """
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, warn_code: int = 399) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.warn_code = warn_code
 
 
 def _bad(reason: str) -> SdpRemoteError:

@@ -1,7 +1,7 @@
 """BFCP code points (RFC 8855 §5, IANA "Binary Floor Control Protocol (BFCP)" registries).
 
-Values from /work/shared/spec/digest.md §5.2–§5.3 (checked against RFC 8855
-and the IANA bfcp-parameters registry).  Wireshark 4.0 names primitives 15–18
+Values from RFC 8855 §5.1 (primitives) and §5.2 (attributes), checked against
+the IANA bfcp-parameters registry.  Wireshark 4.0 names primitives 15–18
 by a draft numbering; these enums follow RFC 8855 (libre agrees).
 """
 

@@ -52,7 +52,7 @@ def _g(required: set[int], optional: set[int] | None = None) -> _Grammar:
     return _Grammar(frozenset(required), frozenset(required | (optional or set())))
 
 
-# RFC 8855 §5.3 ABNFs (digest §5.4), one row per primitive.
+# RFC 8855 §5.3 ABNFs, one row per primitive.
 MESSAGES: dict[int, _Grammar] = {
     P.FLOOR_REQUEST: _g({T.FLOOR_ID}, {T.BENEFICIARY_ID, T.PARTICIPANT_PROVIDED_INFO, T.PRIORITY}),
     P.FLOOR_RELEASE: _g({T.FLOOR_REQUEST_ID}),

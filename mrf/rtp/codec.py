@@ -13,7 +13,8 @@ sampling rate (`decode`) and one frame of such samples back into a payload
   "for historical reasons", so a 20 ms frame is 320 samples and advances
   the RTP timestamp by 160.  Encoded by FFmpeg's `g722` codec.
 * opus (RFC 7587): always `opus/48000/2` in SDP, RTP clock 48 kHz; we encode
-  mono (RFC 7587 §3.4 allows it) and decode to mono.  libopus via PyAV.
+  mono (RFC 7587 §3.4 allows it) and decode to mono.  libopus called directly
+  (:mod:`mrf.rtp.opus`), which also lets the mixer copy an encoder's state.
 
 `create_codec(encoding, clock_rate)` builds a fresh codec (decoders and
 encoders are stateful, so every participant direction has its own).
@@ -167,9 +168,6 @@ class PyAvCodec:
         self._encoder.layout = "mono"
         self._encoder.format = "s16"
         self._encoder.time_base = fractions.Fraction(1, sample_rate)
-        if encoder == "libopus":
-            self._encoder.bit_rate = 32000
-            self._encoder.options = {"application": "voip", "frame_duration": "20"}
         self._decoder = cast(AudioCodecContext, av.CodecContext.create(decoder, "r"))
         self._decoder.sample_rate = sample_rate
         self._decoder.layout = "mono"
@@ -233,7 +231,9 @@ def create_codec(encoding: str, clock_rate: int) -> RtpCodec:
     if name == "G722":
         return PyAvCodec("G722", "g722", "g722", 16000, 8000)
     if name == "opus":
-        return PyAvCodec("opus", "libopus", "opus", 48000, 48000)
+        from mrf.rtp.opus import OpusCodec  # libopus itself: see mrf.rtp.opus
+
+        return OpusCodec()
     raise RtpCodecError(f"unsupported codec {encoding}/{clock_rate}")
 
 

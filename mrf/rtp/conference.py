@@ -18,7 +18,14 @@ in a ring for the 99th percentile.
 * ``ParticipantLeft`` → the participant leaves the mixer at once; an empty
   conference's mixer and timer are closed;
 * a telephone-event (RFC 4733) a participant sent → ``focus.note_dtmf``, so its
-  roster entry shows the last digit.
+  roster entry shows the last digit;
+* the mixer's active speakers changed → ``focus.note_talking`` with the call's
+  streams that are heard now (roster ``talking``, the conference-info talker
+  element);
+* the BFCP floors changed (:meth:`RtpMixerPool.watch_floor`, fed by
+  ``mrf.floor.FloorControl.on_floor_change``) → every audio stream of a call
+  holding a granted floor is mixed whatever its level, outside the
+  ``max_speakers`` slots (RFC 8855 §3: the floor holder has the floor).
 
 Isolation (TS 33.328 G.1): the mixer hooks a stream only after the focus
 admitted and answered it, and unhooks it before anything else happens after
@@ -41,6 +48,7 @@ from mrf.rtp.codec import FRAME_DURATION, RtpCodec, RtpCodecError, create_codec
 from mrf.rtp.dtmf import TelephoneEventReceived
 from mrf.rtp.mixer import RtpMixer, RtpMixerParticipant
 from mrf.rtp.packet import RtpPacket
+from mrf.rtp.speakers import RtpSpeakerConfig
 from mrf.rtp.stream import RtpStream
 
 logger = logging.getLogger(__name__)
@@ -58,11 +66,14 @@ class RtpConferenceMixer:
         loop: asyncio.AbstractEventLoop | None = None,
         *,
         on_event: Callable[[str, str, TelephoneEventReceived], None] | None = None,
+        on_speakers: Callable[[str, tuple[str, ...], tuple[str, ...]], None] | None = None,
+        speakers: RtpSpeakerConfig | None = None,
     ) -> None:
         self.name = name
         self._loop = loop or asyncio.get_running_loop()
-        self.mixer = RtpMixer(on_event=self._event)
+        self.mixer = RtpMixer(on_event=self._event, on_speakers=self._speakers, speakers=speakers)
         self._on_event = on_event
+        self._on_speakers = on_speakers
         self._streams: dict[str, RtpStream] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
@@ -111,6 +122,11 @@ class RtpConferenceMixer:
         )  # fmt: skip
         if self._on_event is not None:
             self._on_event(self.name, key, event)
+
+    def _speakers(self, started: tuple[str, ...], stopped: tuple[str, ...]) -> None:
+        logger.debug("speakers conference=%s started=%s stopped=%s", self.name, started, stopped)
+        if self._on_speakers is not None:
+            self._on_speakers(self.name, started, stopped)
 
     # -- clock ------------------------------------------------------------------------
 
@@ -165,6 +181,12 @@ class _Focus(Protocol):
     def find_call(self, call_id: str) -> Any: ...
     def subscribe(self, listener: Callable[[FocusEvent], None]) -> Callable[[], None]: ...
     def note_dtmf(self, call_id: str, event: str, duration_ms: int) -> bool: ...
+    def note_talking(self, call_id: str, streams: frozenset[int]) -> bool: ...
+
+
+class _Floor(Protocol):  # mrf.floor.FloorControl
+    def on_floor_change(self, listener: Callable[[], None]) -> Callable[[], None]: ...
+    def floor_holders(self, conference: str) -> frozenset[str]: ...
 
 
 _SENDS = (SdpDirection.SENDRECV, SdpDirection.SENDONLY)
@@ -203,12 +225,45 @@ def _apply_direction(participant: RtpMixerParticipant, plan: Any) -> None:
 class RtpMixerPool:
     """Per-conference mixers, driven by the focus's participant events."""
 
-    def __init__(self, focus: _Focus, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(
+        self,
+        focus: _Focus,
+        loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        speakers: RtpSpeakerConfig | None = None,
+    ) -> None:
         self.focus = focus
         self._loop = loop or asyncio.get_running_loop()
+        self.speakers = speakers or RtpSpeakerConfig()
+        self._talking: dict[str, frozenset[int]] = {}  # call-id -> its streams heard now
         self.conferences: dict[str, RtpConferenceMixer] = {}
         self._members: dict[str, tuple[str, list[str]]] = {}  # call-id -> (conference, keys)
+        self._floor: _Floor | None = None
         self._unsubscribe = focus.subscribe(self.handle)
+        self._unsubscribe_floor: Callable[[], None] | None = None
+
+    def watch_floor(self, control: _Floor) -> None:
+        """Keep the floor holders of ``control`` (``mrf.floor.FloorControl``) always mixed."""
+        self._floor = control
+        self._unsubscribe_floor = control.on_floor_change(self._floors_changed)
+        self._floors_changed()
+
+    def _floors_changed(self) -> None:
+        for name in self.conferences:
+            self._follow_floor(name)
+
+    def _follow_floor(self, conference: str) -> None:
+        """Set the mixer's floor holders: the audio streams of the calls granted a floor."""
+        mixer = self.conferences.get(conference)
+        if mixer is None or self._floor is None:
+            return
+        calls = self._floor.floor_holders(conference)
+        keys = frozenset(
+            key for call_id in calls for key in self._members.get(call_id, ("", []))[1]
+        )
+        if keys != mixer.mixer.floor_holders:
+            logger.info("mixer conference=%s floor holders=%d", conference, len(keys))
+            mixer.mixer.floor_holders = keys
 
     def handle(self, event: FocusEvent) -> None:
         if isinstance(event, ParticipantJoined):
@@ -225,8 +280,9 @@ class RtpMixerPool:
         mixer = self.conferences.get(conference)
         if mixer is None:
             mixer = self.conferences[conference] = RtpConferenceMixer(
-                conference, self._loop, on_event=self._telephone_event
-            )
+                conference, self._loop, on_event=self._telephone_event,
+                on_speakers=self._speakers_changed, speakers=self.speakers,
+            )  # fmt: skip
         keys: list[str] = []
         for index, stream in sorted(call.streams.items()):
             key = f"{call_id}/{index}"
@@ -243,6 +299,7 @@ class RtpMixerPool:
             mixer.attach(key, stream, state)
             keys.append(key)
         self._members[call_id] = (conference, keys)
+        self._follow_floor(conference)  # a re-joined call may already hold the floor
         logger.info(
             "mixer conference=%s participant=%s streams=%d", conference, participant, len(keys)
         )
@@ -251,6 +308,23 @@ class RtpMixerPool:
         """Report a participant's RFC 4733 event to the focus (its roster entry shows it)."""
         call_id = key.rsplit("/", 1)[0]
         self.focus.note_dtmf(call_id, event.name, round(event.duration * 1000))
+
+    def _speakers_changed(
+        self, conference: str, started: tuple[str, ...], stopped: tuple[str, ...]
+    ) -> None:
+        """Tell the focus which streams of each affected call are heard now."""
+        calls: set[str] = set()
+        for key in (*started, *stopped):
+            call_id, index = key.rsplit("/", 1)
+            streams = self._talking.get(call_id, frozenset())
+            streams = streams | {int(index)} if key in started else streams - {int(index)}
+            self._talking[call_id] = streams
+            calls.add(call_id)
+        for call_id in calls:
+            streams = self._talking[call_id]
+            if not streams:
+                del self._talking[call_id]
+            self.focus.note_talking(call_id, streams)
 
     def _update(self, conference: str, call_id: str, participant: str) -> None:
         member = self._members.get(call_id)
@@ -275,6 +349,7 @@ class RtpMixerPool:
             stream.stop_silence()  # a re-INVITE restarts it in focus.call; the mixer sends
 
     def _leave(self, call_id: str) -> None:
+        self._talking.pop(call_id, None)
         member = self._members.pop(call_id, None)
         if member is None:
             return
@@ -283,12 +358,16 @@ class RtpMixerPool:
             return
         for key in member[1]:
             mixer.detach(key)
+        mixer.mixer.floor_holders -= set(member[1])
         if not len(mixer.mixer):
             mixer.close()
             del self.conferences[member[0]]
 
     def close(self) -> None:
         self._unsubscribe()
+        if self._unsubscribe_floor is not None:
+            self._unsubscribe_floor()
+            self._unsubscribe_floor = None
         for mixer in self.conferences.values():
             mixer.close()
         self.conferences.clear()

@@ -15,7 +15,11 @@ plus one frame, between `min_delay` and `max_delay`.
   dropped at once, so the delay shrinks back;
 * a packet older than the playout position is late and dropped; a timestamp
   jump beyond the ring, or a pause longer than `idle_timeout`, restarts the
-  buffer (new talkspurt, RFC 3551 §4.1).
+  buffer (new talkspurt, RFC 3551 §4.1);
+* pre-roll (:meth:`RtpJitterBuffer.rewind`): the mixer starts hearing a new
+  speaker some frames after its speech began; it moves the playout back over
+  the frames already played unheard and holds that much extra delay until
+  :meth:`RtpJitterBuffer.release`, so the first syllable is not lost.
 
 32-bit RTP timestamps are unwrapped to 64-bit ones.  Every counter is an
 attribute; the ring is allocated once, so steady state allocates nothing but
@@ -72,6 +76,8 @@ class RtpJitterBuffer:
         self._filled_to = 0  # everything below this position is written or zeroed
         self._transit: float | None = None
         self._last_arrival = 0.0
+        self._origin = 0  # first position written since the (re)start
+        self._hold = 0  # extra delay (samples) kept by rewind() until release()
 
     @property
     def target_delay(self) -> float:
@@ -113,7 +119,7 @@ class RtpJitterBuffer:
             self._last_ts, self._last_ext = timestamp, start
         if self._play is None:
             self._play = start - int(self.target_delay * self.sample_rate)
-            self._end = self._filled_to = self._play
+            self._end = self._filled_to = self._origin = self._play
         if start + count <= self._play:
             self.late += 1
             return False
@@ -181,11 +187,24 @@ class RtpJitterBuffer:
     def _shrink(self) -> None:
         """Drop audio beyond the target delay plus a frame of hysteresis."""
         assert self._play is not None
-        target = int(self.target_delay * self.sample_rate)
+        target = int(self.target_delay * self.sample_rate) + self._hold
         excess = self._end - self._play - target
         if excess > self.frame_samples:
             self._play += excess
             self.dropped_samples += excess
+
+    def rewind(self, samples: int) -> int:
+        """Play again up to `samples` already read (pre-roll); returns how many."""
+        if self._play is None:
+            return 0
+        back = max(min(samples, self._play - self._origin, self._size // 2), 0)
+        self._play -= back
+        self._hold += back
+        return back
+
+    def release(self) -> None:
+        """Drop the pre-roll delay: the next read shrinks back to the target."""
+        self._hold = 0
 
     def skip(self, samples: int) -> None:
         """Advance the playout over ticks the mixer missed."""

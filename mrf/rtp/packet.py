@@ -36,6 +36,9 @@ class RtpRemoteError(RtpError):
     """The peer's fault: malformed RTP or RTCP bytes."""
 
 
+_FIXED_HEADER = struct.Struct("!BBHII")  # RFC 3550 §5.1
+
+
 class RtcpPacketType(IntEnum):
     """RTCP packet types. # RFC 3550 §12.1, RFC 4585 §6.1"""
 
@@ -97,7 +100,10 @@ class RtpPacket:
         """Decode an RTP packet; raise `RtpRemoteError` on malformed input."""
         if len(data) < RTP_HEADER_SIZE:
             raise RtpRemoteError(f"RTP packet too short ({len(data)} bytes)")
-        first, second, seq, ts, ssrc = struct.unpack_from("!BBHII", data)
+        first, second, seq, ts, ssrc = _FIXED_HEADER.unpack_from(data)
+        if first == 0x80:  # the usual packet: no padding, extension or CSRC
+            payload = bytes(data[RTP_HEADER_SIZE:])
+            return cls(second & 0x7F, seq, ts, ssrc, payload, second > 0x7F)
         if first >> 6 != RTP_VERSION:
             raise RtpRemoteError(f"bad RTP version {first >> 6}")
         pos = RTP_HEADER_SIZE + 4 * (first & 0x0F)

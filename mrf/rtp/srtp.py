@@ -21,6 +21,13 @@ E-flag/index word) and the authentication tag, strips them -- the tag does not
 cover them (RFC 3711 §4.2) -- and hands the rest to libsrtp.  Outbound packets
 never carry an MKI.  AEAD suites refuse an MKI (`SrtpSuite.supports_mki`).
 
+The media path avoids pylibsrtp's per-call copies: `SrtpContext.protect_rtp`
+packs the RTP header and payload into the context's own buffer and libsrtp
+protects it in place; `unprotect` (no MKI) copies the packet in once and the
+plaintext out once.  Both call ``srtp_protect``/``srtp_unprotect`` of
+pylibsrtp's compiled binding on the session's ``srtp_t`` (pylibsrtp 1.0
+internals ``_binding.lib`` and ``Session._srtp``, checked by the tests).
+
 Keys are never logged.  A context borrows its master key: given a
 :class:`~focus.sdp.secret.SecretBytes` (the focus's plan holds the same
 object) it keeps no copy of its own, given ``bytes`` it makes one holder.
@@ -40,6 +47,7 @@ from enum import StrEnum
 from typing import Any
 
 import pylibsrtp
+from pylibsrtp._binding import lib as _srtp_lib  # type: ignore[import-not-found]  # send path
 
 from focus.sdp.secret import SecretBytes
 
@@ -53,6 +61,7 @@ _MAX_PACKET_SIZE = 1500 - pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN
 _MAX_MKI_LENGTH = 128  # RFC 4568 §6.1 / §9.2: mki-length 1..128
 _RTP_HEADER = 12  # RFC 3550 §5.1 fixed header
 _SRTCP_HEADER = 8 + 4  # RTCP header + E-flag/SRTCP index, RFC 3711 §3.4
+_RTP_FIXED_HEADER = struct.Struct("!BBHII")  # V=2 P X CC, M PT, seq, ts, SSRC (RFC 3550 §5.1)
 
 
 class SrtpError(Exception):
@@ -240,6 +249,10 @@ class SrtpContext:
         self._key = key_salt if isinstance(key_salt, SecretBytes) else SecretBytes(key_salt)
         self._policy: pylibsrtp.Policy | None = None
         self._session: pylibsrtp.Session | None = None
+        self._srtp: Any = None  # the session's srtp_t, for protect_rtp()
+        self._packet: Any = None  # the reused buffer of protect_rtp() / unprotect()
+        self._packet_view: memoryview | None = None
+        self._packet_length: Any = None
         self.protected = 0
         self.unprotected = 0
         self.auth_failures = 0
@@ -272,6 +285,11 @@ class SrtpContext:
         except pylibsrtp.Error as exc:
             raise SrtpLocalError(f"libsrtp refused {self.suite.name}: {exc}") from exc
         self._policy = policy
+        ffi = pylibsrtp.ffi  # type: ignore[attr-defined]  # cffi handle, not in __all__
+        self._srtp = self._session._srtp[0]
+        self._packet = ffi.new("char[]", 1500 + pylibsrtp.SRTP_MAX_TRAILER_LEN)
+        self._packet_view = memoryview(ffi.buffer(self._packet))
+        self._packet_length = ffi.new("int *")
 
     @property
     def key_length(self) -> int:
@@ -285,6 +303,30 @@ class SrtpContext:
     def protect(self, rtp: bytes) -> bytes:
         """RTP → SRTP. # RFC 3711 §3.3"""
         return self._outbound(rtp, rtcp=False)
+
+    def protect_rtp(
+        self, marker_pt: int, seq: int, timestamp: int, ssrc: int, payload: bytes
+    ) -> memoryview:
+        """Build and protect one RTP packet in a reused buffer (the send path, RFC 3711 §3.3).
+
+        The fixed header (RFC 3550 §5.1, no CSRC or extension) is packed straight
+        into the buffer libsrtp protects in place: no intermediate objects.  The
+        view is valid until the next call (hand it to ``sendto`` at once).
+        """
+        view = self._packet_view
+        if view is None or self.direction is not SrtpDirection.OUTBOUND:
+            raise SrtpLocalError("SRTP context has been wiped or is not outbound")
+        size = _RTP_HEADER + len(payload)
+        if size > _MAX_PACKET_SIZE:
+            raise SrtpLocalError(f"packet of {size} bytes is too large to protect")
+        _RTP_FIXED_HEADER.pack_into(view, 0, 0x80, marker_pt, seq, timestamp, ssrc)
+        view[_RTP_HEADER:size] = payload
+        length = self._packet_length
+        length[0] = size
+        if _srtp_lib.srtp_protect(self._srtp, self._packet, length):
+            raise SrtpLocalError("protect failed")
+        self.protected += 1
+        return view[: length[0]]
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
         """RTCP → SRTCP (encrypted and authenticated). # RFC 3711 §3.4"""
@@ -332,6 +374,9 @@ class SrtpContext:
         return data[:start] + data[end:]
 
     def _inbound(self, data: bytes, *, rtcp: bool) -> bytes:
+        view = self._packet_view
+        if not rtcp and self.rx_mki is None and view is not None and len(data) <= 1500:
+            return self._unprotect_in_place(data, view)
         session = self._live_session(SrtpDirection.INBOUND)
         if len(data) > _MAX_PACKET_SIZE + len(self.rx_mki or b""):
             self.errors += 1
@@ -340,16 +385,34 @@ class SrtpContext:
         try:
             out = session.unprotect_rtcp(bytes(data)) if rtcp else session.unprotect(bytes(data))
         except pylibsrtp.Error as exc:
-            error = _remote_error(exc)
-            if isinstance(error, SrtpAuthError):
-                self.auth_failures += 1
-            elif isinstance(error, SrtpReplayError):
-                self.replays += 1
-            else:
-                self.errors += 1
-            raise error from exc
+            raise self._counted(_remote_error(exc)) from exc
         self.unprotected += 1
         return bytes(out)
+
+    def _counted(self, error: SrtpRemoteError) -> SrtpRemoteError:
+        if isinstance(error, SrtpAuthError):
+            self.auth_failures += 1
+        elif isinstance(error, SrtpReplayError):
+            self.replays += 1
+        else:
+            self.errors += 1
+        return error
+
+    def _unprotect_in_place(self, data: bytes, view: memoryview) -> bytes:
+        """SRTP → RTP in the reused buffer: one copy in, one out (the receive path)."""
+        if self.direction is not SrtpDirection.INBOUND:
+            raise SrtpLocalError(f"{self.direction} context cannot be used inbound")
+        size = len(data)
+        view[:size] = data
+        length = self._packet_length
+        length[0] = size
+        code = _srtp_lib.srtp_unprotect(self._srtp, self._packet, length)
+        if code:
+            errors = pylibsrtp.ERRORS
+            message = errors[code] if 0 <= code < len(errors) else f"libsrtp error {code}"
+            raise self._counted(_remote_error(Exception(message)))
+        self.unprotected += 1
+        return bytes(view[: length[0]])
 
     def wipe(self) -> None:
         """Overwrite the held master key copies and free the libsrtp session."""
@@ -363,8 +426,11 @@ class SrtpContext:
             # the session's scratch buffer holds the last plaintext packet
             scratch = self._session._buffer
             scratch[:] = bytes(len(scratch))
+        if self._packet_view is not None:  # the last packet sent, in the clear before protect
+            self._packet_view[:] = bytes(len(self._packet_view))
         self._policy = None
         self._session = None
+        self._srtp = self._packet = self._packet_view = None
 
     def __repr__(self) -> str:
         state = "wiped" if self.wiped else f"{self.key_length}-byte key"

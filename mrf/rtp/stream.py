@@ -4,9 +4,13 @@
 also accepts RTCP multiplexed on the RTP port (RFC 5761 §4).  Inbound packets
 are unprotected with the participant's own receive key; authenticated RTP is
 counted and handed to `on_rtp` (the mixer's hook, `mrf.rtp.conference`).  Outbound media goes
-through `send_rtp()`; a comfort-silence generator (G.711, RFC 3551 §4.5.14)
-can drive it on a 20 ms monotonic schedule (`mrf.rtp.silence`).  An SR or RR compound with SDES
-CNAME is sent every ~5 s (RFC 3550 §6.2, §6.4), protected with SRTCP.
+through `send_rtp()`, which packs the header into the SRTP context's reused buffer,
+protects it in place and sends it with ``sendto`` on a non-blocking duplicate of
+the RTP socket (no asyncio transport buffering: a full socket buffer drops the
+packet and counts it, as a congested link would); a comfort-silence generator
+(G.711, RFC 3551 §4.5.14) can drive it on a 20 ms monotonic schedule
+(`mrf.rtp.silence`).  An SR or RR compound with SDES CNAME is sent every ~5 s
+(RFC 3550 §6.2, §6.4), protected with SRTCP.
 
 Symmetric RTP (RFC 4961): replies go to the source address of the first
 authenticated packet, which may differ from the signalled one behind a NAT.
@@ -25,9 +29,10 @@ import asyncio
 import functools
 import hashlib
 import logging
+import os
 import random
 import secrets
-import struct
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -62,11 +67,9 @@ type OnRtp = Callable[[RtpStream, RtpPacket], None]
 type OnDtls = Callable[[bytes, Address], None]
 type OnStun = Callable[[bytes, Address, int], None]  # datagram, source, ICE component
 
-_RTP_FIXED_HEADER = struct.Struct("!BBHII")  # V=2 P X CC, M PT, seq, ts, SSRC (RFC 3550 §5.1)
-
 _COUNTERS = (  # RtpStream attributes reported by stats()
     "packets_in bytes_in packets_out bytes_out auth_failures replays malformed unkeyed "
-    "rtcp_in rtcp_out"
+    "rtcp_in rtcp_out send_drops send_errors"
 ).split()
 
 
@@ -123,6 +126,7 @@ class RtpStream:
         self.rtp_port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._transports: list[asyncio.DatagramTransport] = []
+        self._rtp_socket: socket.socket | None = None  # send path: a dup of the RTP socket
         self._protocols: list[_StreamProtocol] = []
         self._rx: SrtpContext | None = None
         self._tx: SrtpContext | None = None
@@ -143,6 +147,7 @@ class RtpStream:
         self.packets_in = self.bytes_in = self.packets_out = self.bytes_out = 0
         self.auth_failures = self.replays = self.malformed = self.unkeyed = 0
         self.rtcp_in = self.rtcp_out = 0
+        self.send_drops = self.send_errors = 0
         self.dtls_handler: OnDtls | None = None  # mrf.rtp.dtls.RtpDtlsKeying
         self.stun_handler: OnStun | None = None  # mrf.rtp.ice.RtpIceAgent
         self.keying: Any = None  # the DTLS keying driving this stream, if any
@@ -168,6 +173,9 @@ class RtpStream:
             self._close_transports()
             raise
         self._loop, self.host, self.rtp_port = loop, host, rtp_port
+        bound = self._transports[0].get_extra_info("socket")
+        self._rtp_socket = socket.socket(bound.family, bound.type, fileno=os.dup(bound.fileno()))
+        self._rtp_socket.setblocking(False)
         self._schedule_rtcp()
         self.log.debug("[%s] bound RTP %s:%d RTCP %d", self.label, host, rtp_port, rtp_port + 1)
 
@@ -367,10 +375,16 @@ class RtpStream:
             return False
         if not 0 <= pt <= 127:
             raise ValueError(f"RTP payload type {pt} out of range")
-        header = _RTP_FIXED_HEADER.pack(
-            0x80, pt | (0x80 if marker else 0), self._seq, self._timestamp, self.ssrc
-        )  # what bytes(RtpPacket(...)) gives without CSRC or extension, made once per packet
-        self._transports[0].sendto(self._tx.protect(header + payload), self._rtp_remote)
+        packet = self._tx.protect_rtp(
+            pt | (0x80 if marker else 0), self._seq, self._timestamp, self.ssrc, payload
+        )  # what bytes(RtpPacket(...)) gives without CSRC or extension, protected in place
+        try:
+            self._rtp_socket.sendto(packet, self._rtp_remote)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            self.send_drops += 1  # socket buffer full: lost, as on a congested link
+        except OSError as exc:  # e.g. ICMP unreachable reported on a later send
+            self.send_errors += 1
+            self.log.debug("[%s] RTP send failed: %s", self.label, exc)
         self._last_send = (time.monotonic(), self._timestamp)
         self._seq = (self._seq + 1) & 0xFFFF
         self._timestamp = (self._timestamp + timestamp_increment) & 0xFFFFFFFF
@@ -439,6 +453,9 @@ class RtpStream:
         self._rx = self._tx = None
 
     def _close_transports(self) -> None:
+        if self._rtp_socket is not None:
+            self._rtp_socket.close()
+            self._rtp_socket = None
         for transport in self._transports:
             transport.close()
         self._transports = []

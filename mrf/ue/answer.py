@@ -51,6 +51,7 @@ from focus.sdp.session import (
 )
 from focus.sip.dialog import SipDialog, dialog_from_uas, uri_address
 from focus.sip.message import SipError, SipRequest, make_response
+from focus.sip.refusal import SipRefusal
 from focus.sip.transaction import AckReceived, CancelReceived, RequestReceived
 from focus.sip.uri import SipUri
 from mrf.ue.audio import UeAudio
@@ -172,7 +173,9 @@ class UeAnswerer:
 
     def _refuse(self, endpoint: SipEndpoint, event: RequestReceived, exc: _Refused) -> None:
         self.emit({"event": "refused", "status": exc.status, "detail": exc.detail})
-        endpoint.respond(event.key, make_response(event.request, exc.status, exc.reason))
+        agent = SipUri.parse(self.options.identity).host
+        refusal = SipRefusal(exc.status, exc.detail, exc.reason)
+        endpoint.respond(event.key, refusal.response(event.request, agent=agent))
         self.ended.set()
 
     async def _keys(

@@ -8,7 +8,8 @@ udp|tcp|tls] [--audio] [--msrp] [--bfcp [--setup active|passive]
 [--request-floor]] [--say TEXT]... [--duration SECONDS]``
 
 Events (one JSON object a line on stdout, ``event`` field): ``joined``,
-``refused`` (``status``), ``chat`` (``from``, ``text``, ``size``, ``sha256``,
+``refused`` (``status``, ``reason``, ``warning``: the text of the answer's
+``Warning`` header, RFC 3261 §20.43, or null), ``chat`` (``from``, ``text``, ``size``, ``sha256``,
 ``private``), ``sent``, ``left``, ``error``.  Commands on stdin: ``say TEXT``,
 ``say-to URI TEXT`` (private message), ``nick NAME``, ``leave``.  Without
 ``--duration`` the client leaves at the end of stdin; with it, after that
@@ -52,7 +53,10 @@ def add_parser(commands: Any, subparser: Any) -> None:
     join.add_argument("--as", dest="identity", metavar="SIP-URI", required=True)
     join.add_argument("--proxy", type=_hostport, metavar="HOST:PORT", default=None)
     join.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
-    join.add_argument("--audio", action="store_true", help="offer SDES-SRTP audio")
+    join.add_argument(
+        "--audio", action="store_true",
+        help="offer SDES-SRTP audio (implied when none of --audio, --msrp, --bfcp is given)",
+    )  # fmt: skip
     join.add_argument("--msrp", action="store_true", help="offer MSRP chat over TLS")
     join.add_argument("--bfcp", action="store_true", help="offer BFCP floor control over TLS")
     join.add_argument("--request-floor", action="store_true", help="request the floor on joining")
@@ -97,7 +101,7 @@ def add_parser(commands: Any, subparser: Any) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    if not (args.audio or args.msrp):
+    if not (args.audio or args.msrp or args.bfcp):  # nothing asked for: audio
         args.audio = True
     options = UeOptions(
         conference=args.conference, identity=args.identity, proxy=args.proxy,

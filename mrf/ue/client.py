@@ -38,6 +38,7 @@ from focus.sdp.session import (
 from focus.sip.dialog import SipDialog, dialog_from_uac, incoming_dialog_id, uri_address
 from focus.sip.headers import SipHeaders
 from focus.sip.message import SipError, SipRequest, SipResponse, make_response
+from focus.sip.refusal import warning_of
 from focus.sip.transaction import AckReceived, CancelReceived, RequestReceived, SipAddress
 from focus.sip.uri import SipUri
 from mrf.tls import client_ssl_context, ensure_certificate, server_ssl_context
@@ -120,7 +121,8 @@ class UeClient:
             self.emit({"event": "error", "detail": f"INVITE failed: {exc}"})
             return False
         if not 200 <= response.status < 300:
-            self.emit({"event": "refused", "status": response.status, "reason": response.reason})
+            self.emit({"event": "refused", "status": response.status, "reason": response.reason,
+                       "warning": warning_of(response)})  # fmt: skip
             return False
         self.dialog = dialog_from_uac(invite, response, transport=self.options.transport)
         ack = self.dialog.create_ack(response)

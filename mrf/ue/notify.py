@@ -48,6 +48,7 @@ from focus.mikey.message import MikeyGenericIdEntry, MikeyMessage
 from focus.sip.dialog import SipDialog, dialog_from_uac, uri_address
 from focus.sip.headers import SipHeaders
 from focus.sip.message import SipError, SipRequest, make_response
+from focus.sip.refusal import warning_of
 from focus.sip.transaction import RequestReceived, SipAddress
 from focus.sip.uri import SipUri
 from mrf.ue.chat import Emit
@@ -161,7 +162,7 @@ class UeSubscription:
             return False
         if not 200 <= response.status < 300:
             self.emit({"event": "refused", "request": "SUBSCRIBE", "status": response.status,
-                       "reason": response.reason})  # fmt: skip
+                       "reason": response.reason, "warning": warning_of(response)})  # fmt: skip
             self.terminated.set()
             return False
         self.dialog = dialog_from_uac(request, response, transport=self.options.transport)

@@ -183,6 +183,33 @@ def test_dial_out_connects_with_per_participant_keys(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("key_modes", "sdes"),
+    [
+        (("sdes", "mikey-ticket", "dtls", "fingerprint"), True),  # the default: SDES offer
+        (("mikey-ticket", "fingerprint"), False),  # no SDES: the offer must be MIKEY-TICKET
+    ],
+)
+def test_the_dial_out_offer_follows_the_key_modes(
+    tmp_path: Path, key_modes: tuple[str, ...], sdes: bool
+) -> None:
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            r.focus.directory.store.update_policy("retro", key_modes=key_modes)  # type: ignore[attr-defined]
+            r.focus.directory.invalidate()
+            call = await r.dialout.dial("retro", r.bob)
+            if sdes:
+                assert call.state == "connected", call.reason
+            else:  # this rig has no KMS: refused before anything is sent
+                assert (call.state, call.reason) == (
+                    "failed",
+                    "488 no KMS configured for MIKEY-TICKET",
+                )
+                assert r.participant.methods() == []
+
+    run(main)
+
+
+@pytest.mark.parametrize(
     ("mode", "reason"), [("busy", "486 Busy Here"), ("decline", "603 Decline")]
 )
 def test_refusals_are_shown_in_the_roster(tmp_path: Path, mode: str, reason: str) -> None:

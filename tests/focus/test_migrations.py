@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
-from focus.store import ConferenceStore, migrate
+from focus.conference import DEFAULT_KEY_MODES, KEY_MODES
+from focus.store import ConferenceStore, _alembic_config, make_engine, migrate
 from focus.tables import Account, ApiToken, AuthorizedParticipant, Conference
 
 TABLES = {"accounts", "api_tokens", "conferences", "authorized_participants"}
@@ -28,9 +30,9 @@ def test_upgrade_to_head_creates_the_declared_schema(database_url: str) -> None:
         with store.engine.connect() as connection:
             assert (
                 connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                == "0002"
+                == "0003"
             )
-        assert migrate(store.engine) == "0002", "upgrading again is a no-op"
+        assert migrate(store.engine) == "0003", "upgrading again is a no-op"
     declared = {
         table.__tablename__: set(table.model_fields)  # type: ignore[attr-defined]
         for table in (Account, ApiToken, Conference, AuthorizedParticipant)
@@ -61,3 +63,48 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
         assert old is not None and old.policy.key_modes == ("sdes",)
         store.create_account("alice", "password-1")
         assert store.create_token("alice").startswith("mrf_")
+
+
+def _insert(connection: object, name: str, key_modes: str | None) -> None:
+    columns = "name, created_at, updated_at, allow_anonymous, require_media_security, "
+    values = f"'{name}', '2025-01-01', '2025-01-01', false, true, "
+    if key_modes is not None:
+        columns, values = columns + "key_modes, ", values + f"'{key_modes}', "
+    connection.execute(  # type: ignore[attr-defined]
+        text(f"INSERT INTO conferences ({columns}notify_protection) VALUES ({values}'optional')")
+    )
+
+
+def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_url: str) -> None:
+    """A database made by revision 0002, with the old default stored, upgraded to 0003."""
+    assert DEFAULT_KEY_MODES == KEY_MODES
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "0002")
+        with engine.begin() as connection:
+            _insert(connection, "old", '["sdes", "fingerprint"]')  # the 0002 default
+            _insert(connection, "narrow", '["dtls"]')
+            connection.execute(text(
+                "INSERT INTO authorized_participants (conference_id, uri, role, use_mikey) "
+                "SELECT id, 'sip:alice@example.com', 'chair', false FROM conferences"
+            ))  # fmt: skip
+        assert migrate(engine) == "0003"
+        with engine.begin() as connection:
+            _insert(connection, "raw", None)  # written without key_modes: the server default
+    finally:
+        engine.dispose()
+    with ConferenceStore(database_url) as store:
+        old, narrow, raw = (store.get_conference(n) for n in ("old", "narrow", "raw"))
+        assert old is not None and narrow is not None and raw is not None
+        assert old.policy.key_modes == ("sdes", "fingerprint"), "a stored list is kept"
+        assert narrow.policy.key_modes == ("dtls",)
+        assert raw.policy.key_modes == KEY_MODES
+        # SQLite rebuilt the table for the new default: nothing cascaded away
+        assert old.authorized() == {"sip:alice@example.com": "chair"}
+        assert narrow.authorized() == {"sip:alice@example.com": "chair"}
+        assert store.create_conference("fresh").policy.key_modes == KEY_MODES
+        assert store.delete_conference("old")  # and deleting still cascades
+        with store.engine.connect() as connection:
+            left = connection.execute(text("SELECT COUNT(*) FROM authorized_participants"))
+            assert left.scalar() == 1

@@ -248,17 +248,53 @@ def test_two_participants_get_different_keys_and_ports(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("conference", "from_uri", "headers", "proto", "status"),
+    ("conference", "from_uri", "headers", "proto", "status", "warning"),
     [
-        ("nosuch", "sip:alice@example.com", (), "RTP/SAVP", 404),
-        ("retro", "sip:mallory@example.com", (), "RTP/SAVP", 403),
-        ("retro", "sip:alice@example.com", (("Privacy", "id"),), "RTP/SAVP", 403),
-        ("retro", "sip:anonymous@anonymous.invalid", (), "RTP/SAVP", 403),
-        ("retro", "sip:alice@example.com", (), "RTP/AVP", 488),
-        ("retro", "sip:alice@example.com", (("Require", "100rel"),), "RTP/SAVP", 420),
-        ("open", "sip:anonymous@anonymous.invalid", (), "RTP/SAVP", 200),
-        ("plain", "sip:alice@example.com", (), "RTP/AVP", 200),
-    ],
+        (
+            "nosuch",
+            "sip:alice@example.com",
+            (),
+            "RTP/SAVP",
+            404,
+            "399 127.0.0.1 \"no conference named 'nosuch'\"",
+        ),
+        (
+            "retro",
+            "sip:mallory@example.com",
+            (),
+            "RTP/SAVP",
+            403,
+            '399 127.0.0.1 "the identity in From is not on the authorized list"',
+        ),
+        (
+            "retro",
+            "sip:alice@example.com",
+            (("Privacy", "id"),),
+            "RTP/SAVP",
+            403,
+            '399 127.0.0.1 "anonymous callers are not admitted to this conference"',
+        ),
+        (
+            "retro",
+            "sip:anonymous@anonymous.invalid",
+            (),
+            "RTP/SAVP",
+            403,
+            '399 127.0.0.1 "anonymous callers are not admitted to this conference"',
+        ),
+        (
+            "retro",
+            "sip:alice@example.com",
+            (),
+            "RTP/AVP",
+            488,
+            '399 127.0.0.1 "no acceptable stream (m-line 0: no acceptable keying for RTP/AVP: '
+            'no a=crypto)"',
+        ),
+        ("retro", "sip:alice@example.com", (("Require", "100rel"),), "RTP/SAVP", 420, None),
+        ("open", "sip:anonymous@anonymous.invalid", (), "RTP/SAVP", 200, None),
+        ("plain", "sip:alice@example.com", (), "RTP/AVP", 200, None),
+    ],  # fmt: skip
 )
 def test_refusals(
     tmp_path: Path,
@@ -267,6 +303,7 @@ def test_refusals(
     headers: tuple[tuple[str, str], ...],
     proto: str,
     status: int,
+    warning: str | None,
 ) -> None:
     async def main() -> None:
         async with rig(tmp_path) as r:
@@ -274,11 +311,51 @@ def test_refusals(
             request = invite(r, "udp", conference, body, from_uri=from_uri, headers=headers)
             response = await call(r, request)
             assert response.status == status, response
+            assert response.headers.get_all("Warning") == ([warning] if warning else [])
             if status != 200:
                 assert r.focus.calls == [] and len(r.media) == 0
                 assert response.to_addr.tag
             if status == 420:
                 assert response.headers.get("Unsupported") == "100rel"
+
+    run(main)
+
+
+class _Lookups:
+    """The store, recording every name the focus asks it for."""
+
+    def __init__(self, store: object) -> None:
+        self.store, self.names = store, []  # type: ignore[var-annotated]
+
+    def get_conference(self, name: str) -> object:
+        self.names.append(name)
+        return self.store.get_conference(name)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("user", "looked_up", "status"),
+    [
+        ("RETRO", ["retro"], 200),  # names are lower-case: ASCII letters fold
+        ("re%FFtro", [], 404),  # an escaped octet that is not UTF-8
+        ("re%00tro", [], 404),  # NUL: PostgreSQL cannot hold it
+        ("%E2%84%AAretro", [], 404),  # KELVIN SIGN would fold to "k": not ASCII, no lookup
+        ("r" * 65, [], 404),  # longer than a name can be
+    ],
+)
+def test_only_valid_names_reach_the_store(
+    tmp_path: Path, user: str, looked_up: list[str], status: int
+) -> None:
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            lookups = _Lookups(r.focus.directory.store)
+            r.focus.directory.store = lookups  # type: ignore[assignment]
+            request = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
+            request.uri = request.uri.replace("sip:retro@", f"sip:{user}@")
+            response = await call(r, request)
+            assert response.status == status, response
+            assert lookups.names == looked_up
+            if status == 404:
+                assert "cannot be a conference name" in (response.headers.get("Warning") or "")
 
     run(main)
 

@@ -105,15 +105,21 @@ def test_matching_fingerprint_keeps_the_call(tmp_path: Path) -> None:
     run(main)
 
 
+async def joined_with_events(r: Any) -> tuple[list[object], dict[str, object]]:
+    """One dial-in participant of "retro", and the focus events from before it joined."""
+    events: list[object] = []
+    r.focus.subscribe(events.append)
+    request = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
+    response = await call(r, request)
+    ack(r, request, response, "udp")
+    (entry,) = r.focus.roster("retro")
+    return events, entry
+
+
 def test_telephone_event_in_the_roster_and_an_update_event(tmp_path: Path) -> None:
     async def main() -> None:
         async with rig(tmp_path) as r:
-            events: list[object] = []
-            r.focus.subscribe(events.append)
-            request = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
-            response = await call(r, request)
-            ack(r, request, response, "udp")
-            (entry,) = r.focus.roster("retro")
+            events, entry = await joined_with_events(r)
             assert entry["last_dtmf"] is None
             call_id = str(entry["call_id"])
             assert r.focus.note_dtmf(call_id, "5", 160)
@@ -125,5 +131,23 @@ def test_telephone_event_in_the_roster_and_an_update_event(tmp_path: Path) -> No
             updated = [e for e in events if isinstance(e, ParticipantUpdated)]
             assert [e.call_id for e in updated] == [call_id]
             assert not r.focus.note_dtmf("no-such-call", "1", 100)
+
+    run(main)
+
+
+def test_talking_in_the_roster_and_one_update_event_per_change(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            events, entry = await joined_with_events(r)
+            assert entry["talking"] is False
+            call_id = str(entry["call_id"])
+            assert r.focus.note_talking(call_id, frozenset({0}))
+            assert r.focus.note_talking(call_id, frozenset({0}))  # unchanged: no event
+            assert r.focus.roster("retro")[0]["talking"] is True
+            assert r.focus.note_talking(call_id, frozenset())
+            assert r.focus.roster("retro")[0]["talking"] is False
+            updated = [e for e in events if isinstance(e, ParticipantUpdated)]
+            assert [e.call_id for e in updated] == [call_id, call_id]
+            assert not r.focus.note_talking("no-such-call", frozenset({0}))
 
     run(main)

@@ -197,7 +197,7 @@ def test_to_json_is_serialisable(store: ConferenceStore) -> None:
     data = json.loads(json.dumps(info.to_json("conf.example")))
     assert data["uri"] == "sip:j@conf.example"
     assert data["participants"] == [{"uri": "sip:a@b.example", "role": "chair", "use_mikey": False}]
-    assert data["policy"]["key_modes"] == ["sdes", "fingerprint"]
+    assert data["policy"]["key_modes"] == ["sdes", "mikey-ticket", "dtls", "fingerprint"]
 
 
 @pytest.mark.parametrize("name", ["", "Retro", "a b", "x" * 65, "caf\u00e9", "a@b", "a;b", 7])

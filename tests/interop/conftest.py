@@ -94,7 +94,7 @@ def mrf_server(artifacts: Artifacts) -> Iterator[ServerFactory]:
 
 @pytest.fixture
 def sipp(artifacts: Artifacts) -> Sipp:
-    """Runs the scenarios in tests/interop/sipp (each run bounded)."""
+    """Runs the scenarios in tests/peers/sipp (each run bounded)."""
     return Sipp(artifacts)
 
 

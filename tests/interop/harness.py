@@ -2,7 +2,7 @@
 
 Everything here talks to 127.0.0.0/8 only.  The server is started exactly as an
 operator would (``python -m mrf serve --config FILE``, conferences created with
-``python -m mrf conference create``, see /work/shared/interfaces.md) and judged
+``python -m mrf conference create``, as README.md shows) and judged
 only by what it puts on the wire and the ``media-summary`` lines it logs.
 """
 
@@ -26,9 +26,6 @@ from typing import IO, Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# ../shared/oracles beside the repository (as laid out for developers and CI)
-ORACLES = Path(os.environ.get("MRF_ORACLES", str(REPO.parent / "shared" / "oracles")))
-SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 
 # Debian package that ships each peer binary (named in the failure message).
 PEER_PACKAGES = {

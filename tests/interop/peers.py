@@ -1,4 +1,4 @@
-"""Drivers for the third-party peers (see /work/shared/oracles/README.md).
+"""Drivers for the third-party peers (their files: tests/peers, see its README.md).
 
 Each driver runs its peer bounded in time, keeps every log in the test's
 directory (registered in :class:`Artifacts`, attached to a failed test's
@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from tests.peers import SIPP_DIR, make_conf, render, write_baresip_config, write_certificate
+
 from .harness import (
-    ORACLES,
-    SIPP_DIR,
     Artifacts,
     BackgroundProcess,
     clean_env,
@@ -36,7 +36,7 @@ from .harness import (
     wait_for,
 )
 
-# Offer keys of tests/interop/sipp/uac_invite_accept.xml (RFC 4568 §6.1 inline keys).
+# Offer keys of tests/peers/sipp/uac_invite_accept.xml (RFC 4568 §6.1 inline keys).
 SIPP_OFFER_CRYPTO = {
     "1": ("AES_CM_128_HMAC_SHA1_80", "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"),
     "2": ("AES_CM_128_HMAC_SHA1_32", "NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj"),
@@ -74,7 +74,7 @@ class SippRun:
 
 
 class Sipp:
-    """Runs the scenarios of tests/interop/sipp against a target, bounded."""
+    """Runs the scenarios of tests/peers/sipp against a target, bounded."""
 
     def __init__(self, artifacts: Artifacts) -> None:
         self.binary = require_peer("sipp")
@@ -133,7 +133,7 @@ def _free_port_pair(host: str = "127.0.0.1") -> int:
 
 
 class Baresip:
-    """baresip 1.0 with the oracle config (``mkconf.sh``), driven over ctrl_tcp."""
+    """baresip 1.0 with tests/peers/baresip's config, driven over ctrl_tcp."""
 
     def __init__(
         self,
@@ -146,8 +146,8 @@ class Baresip:
         """``account`` replaces the accounts line; ``config`` sets/adds config keys
         (a key ``module+`` appends one more ``module`` line)."""
         binary = require_peer("baresip")
-        require_peer("openssl")
         self.workdir = artifacts.directory / name
+        certificate = write_certificate(self.workdir / "certs")
         self.events: list[dict[str, Any]] = []
         self._buffer = bytearray()
         self._token = 0
@@ -157,19 +157,12 @@ class Baresip:
         for attempt in range(3):
             self.sip_port = _free_port_pair()
             self.ctrl_port = free_port(tcp_and_udp=False)
-            env = clean_env(
-                BARESIP_SIP_PORT=str(self.sip_port),
-                BARESIP_CTRL_PORT=str(self.ctrl_port),
-                BARESIP_CONS_PORT=str(free_port()),
-            )
-            run_bounded(
-                ["bash", str(ORACLES / "mkconf.sh"), str(self.workdir)],
-                artifacts.path(f"{name}-mkconf.log"),
-                timeout=30,
-                env=env,
-            )
-            _customise(self.workdir / "baresip", account, config or {})
-            argv = [binary, "-f", str(self.workdir / "baresip"), "-s"]
+            confdir = write_baresip_config(
+                self.workdir / "baresip", certificate, sip_port=self.sip_port,
+                ctrl_port=self.ctrl_port,
+            )  # fmt: skip
+            _customise(confdir, account, config or {})
+            argv = [binary, "-f", str(confdir), "-s"]
             if shutil.which("stdbuf"):
                 argv = ["stdbuf", "-oL", "-eL", *argv]
             log = artifacts.path(f"{name}.log" if attempt == 0 else f"{name}-{attempt}.log")
@@ -249,7 +242,7 @@ class Baresip:
 
 
 def _customise(confdir: Path, account: str | None, config: dict[str, str]) -> None:
-    """Edit the mkconf.sh baresip config dir before baresip starts."""
+    """Edit the rendered baresip config dir before baresip starts."""
     if account is not None:
         (confdir / "accounts").write_text(account + "\n")
     lines = (confdir / "config").read_text().splitlines()
@@ -270,8 +263,8 @@ def _customise(confdir: Path, account: str | None, config: dict[str, str]) -> No
 class LinphoneDaemon:
     """linphone-daemon (SDES-SRTP UAC) with its control socket in the test dir.
 
-    Same set-up as oracles/linphone/run_linphone_dial.sh; it needs a network
-    namespace whose only interface is ``lo`` (README §3).
+    tests/peers/linphone/linphonerc.in as its factory config; it needs a network
+    namespace whose only interface is ``lo`` (tests/peers/README.md, linphone).
     """
 
     def __init__(self, artifacts: Artifacts, identity: str, *, auto_answer: bool = False) -> None:
@@ -287,17 +280,14 @@ class LinphoneDaemon:
         home = self.workdir / "home"
         (home / ".local/share/linphone").mkdir(parents=True)
         self.port = free_port()
-        factory = (ORACLES / "linphone/linphonerc").read_text()
-        factory = factory.replace("sip_port=5110", f"sip_port={self.port}")
-        factory = factory.replace("sip_tcp_port=5110", f"sip_tcp_port={self.port}")
-        factory = factory.replace("[sip]\n", f"[sip]\ncontact={identity}\n", 1)
-        (self.workdir / "factory.rc").write_text(factory)
+        render("linphone/linphonerc.in", self.workdir / "factory.rc",
+               CONTACT=identity, SIP_PORT=self.port)  # fmt: skip
         self.socket_path = self.workdir / "ctl.sock"
         self.daemon_log = artifacts.path("linphone-daemon.log")
         argv = [binary, "--config", str(self.workdir / "linphonerc")]
         argv += ["--factory-config", str(self.workdir / "factory.rc")]
         argv += ["--pipe", f"..{self.socket_path}", "--log", str(self.daemon_log)]
-        if auto_answer:  # answers incoming calls itself (oracles/linphone/run_linphone_answer.sh)
+        if auto_answer:  # answers incoming calls itself
             argv.append("--auto-answer")
         env = clean_env(HOME=str(home))
         self.process = BackgroundProcess(argv, artifacts.path("linphone.out.log"), env=env)
@@ -355,17 +345,8 @@ class LinphoneDaemon:
         return self.process.stop(signal.SIGTERM, grace=3)
 
 
-_ASSERT_ANSWERER = r"""
-onreply_route {
-    if (status=~"^2" && !is_present_hf("P-Asserted-Identity")) {
-        append_hf("P-Asserted-Identity: <sip:$tU@$td>\r\n");
-    }
-}
-"""
-
-
 class Kamailio:
-    """kamailio-pcscf.cfg (P-CSCF hop) on ``listen_ip``, relaying to ``as_uri``."""
+    """tests/peers/kamailio/pcscf.cfg (P-CSCF hop) on ``listen_ip``, relaying to ``as_uri``."""
 
     def __init__(
         self,
@@ -383,18 +364,15 @@ class Kamailio:
         self.tls_port = free_port(listen_ip, tcp_and_udp=False)
         workdir = artifacts.directory / name
         (workdir / "run").mkdir(parents=True)
-        cfg = (ORACLES / "kamailio/kamailio-pcscf.cfg").read_text()
-        cfg = cfg.replace("127.0.0.1:PROXY", f"{listen_ip}:PROXY")
-        # outgoing TCP/TLS connections from the listen address too (the trusted one)
-        cfg = cfg.replace("disable_tcp=no\n", f"disable_tcp=no\ntcp_source_ipv4={listen_ip}\n")
-        if assert_answerer:  # the terminating side: assert the answerer in 2xx (RFC 3325)
-            cfg += _ASSERT_ANSWERER
-        (workdir / "pcscf.cfg").write_text(cfg)
-        argv = [binary, "-f", str(workdir / "pcscf.cfg"), "-DD", "-E", "-Y", str(workdir / "run")]
-        argv += ["-m", "64", "-M", "8", "-A", f'AS_URI="{as_uri}"', "-A", f"PROXY_PORT={self.port}"]
+        cfg = render("kamailio/pcscf.cfg", workdir / "pcscf.cfg", LISTEN_IP=listen_ip,
+                     PORT=self.port, TLS_PORT=self.tls_port, AS_URI=as_uri,
+                     TLS_CFG=tls_cfg or "")  # fmt: skip
+        argv = [binary, "-f", str(cfg), "-DD", "-E", "-Y", str(workdir / "run")]
+        argv += ["-m", "64", "-M", "8"]
         if tls_cfg is not None:
-            argv += ["-A", "WITH_TLS", "-A", f"PROXY_TLS_PORT={self.tls_port}"]
-            argv += ["-A", f'TLS_CFG="{tls_cfg}"']
+            argv += ["-A", "WITH_TLS"]
+        if assert_answerer:  # the terminating side: assert the answerer in 2xx (RFC 3325)
+            argv += ["-A", "ASSERT_ANSWERER"]
         self.process = BackgroundProcess(argv, artifacts.path(f"{name}.log"), env=clean_env())
         if not wait_for(lambda: not self.process.running() or self._answers(), 15):
             self.close()
@@ -418,13 +396,8 @@ class Kamailio:
 
 
 def make_certs(artifacts: Artifacts) -> Path:
-    """``mkconf.sh`` output dir (certs/, kamailio/tls.cfg, baresip/)."""
-    require_peer("openssl")
-    out = artifacts.directory / "conf"
-    run_bounded(
-        ["bash", str(ORACLES / "mkconf.sh"), str(out)], artifacts.path("mkconf.log"), timeout=30
-    )
-    return out
+    """A per-test dir with a loopback certificate (certs/) and kamailio/tls.cfg."""
+    return make_conf(artifacts.directory / "conf")
 
 
 def srtp_suites_from_menc(event: dict[str, Any]) -> str:

@@ -1,6 +1,6 @@
 """baresip (SDES-SRTP mandatory, RFC 4568 / RFC 3711) dials in over UDP, TCP and TLS.
 
-Pitfall (oracles README §2): baresip's ``srtp-mand`` accepts a plain answer,
+Pitfall (tests/peers/README.md, baresip): baresip's ``srtp-mand`` accepts a plain answer,
 so SRTP is judged by the CALL_MENC event and the "SRTP is Enabled" log line,
 never by the call being up.  Both directions are checked: the server decrypted
 baresip's packets (media-summary packets_in > 0, auth_failures=0) and baresip
@@ -22,7 +22,7 @@ from .peers import Baresip, srtp_suites_from_menc
 
 pytestmark = pytest.mark.interop
 
-ALICE = "sip:alice@127.0.0.1"  # the account of the oracle baresip config
+ALICE = "sip:alice@127.0.0.1"  # the account of tests/peers/baresip/accounts
 MEDIA_SECONDS = 1.0  # 50 packets of 20 ms each way
 _RTP_STATS = re.compile(r"packets:\s+(\d+)\s+(\d+)")
 

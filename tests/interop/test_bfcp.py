@@ -1,25 +1,24 @@
 """Floor control over BFCP/TLS: two ``mrf ue`` participants and a chair against ``mrf serve``.
 
 Judged by the ``floor`` events the clients print, and by tshark's bfcp
-dissector and libre's codec (``../shared/oracles/bfcp``) decoding every BFCP
-message of the run from the capture decrypted with the key log (oracles
-README §5 ``tls_follow2pcap.py``, §6).
+dissector and libre's codec (``tests/peers/bfcp_codec.c``) decoding every BFCP
+message of the run from the capture decrypted with the key log (each TLS
+stream rewritten as plain TCP by :func:`tests.peers.pcap.tls_stream_to_pcap`).
 """
 
 from __future__ import annotations
 
-import shutil
-import struct
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.peers import build_bfcp_codec
+from tests.peers.pcap import CLIENT_PORT, tls_stream_to_pcap, write_tcp_stream
+
 from .conftest import finish_server
 from .harness import (
-    ORACLES,
     Artifacts,
     BackgroundProcess,
     Conference,
@@ -58,20 +57,8 @@ class Ue(UeJoin):
 
 @pytest.fixture(scope="module")
 def bfcp_codec(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """libre's BFCP codec (oracles README §6), built with gcc + libre-dev into tmp."""
-    for tool, package in (("gcc", "gcc"), ("pkg-config", "pkg-config")):
-        if not shutil.which(tool):
-            pytest.fail(f"{tool} not found: install the Debian package {package}", pytrace=False)
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "libre"], capture_output=True,
-                           text=True, check=False)  # fmt: skip
-    if flags.returncode != 0:
-        pytest.fail("libre not found by pkg-config: install libre-dev", pytrace=False)
-    binary = tmp_path_factory.mktemp("bfcp-codec") / "bfcp_codec"
-    command = ["gcc", "-O2", "-DHAVE_INTTYPES_H", "-DHAVE_STDBOOL_H", "-o", str(binary),
-               str(ORACLES / "bfcp" / "bfcp_codec.c"), *flags.stdout.split()]  # fmt: skip
-    built = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-    assert built.returncode == 0, built.stderr
-    return binary
+    """libre's BFCP codec (tests/peers/bfcp_codec.c), built with gcc + libre-dev into tmp."""
+    return build_bfcp_codec(tmp_path_factory.mktemp("bfcp-codec"))
 
 
 def _server(artifacts: Artifacts, keylog: Path) -> MrfServer:
@@ -169,9 +156,7 @@ def _check_decoders(artifacts: Artifacts, pcap: Path, keylog: Path, codec: Path)
     primitives: list[int] = []
     for stream in _bfcp_streams(artifacts, pcap, keylog):
         plain = artifacts.directory / f"plain{stream}.pcap"
-        run_bounded([sys.executable, str(ORACLES / "tshark/tls_follow2pcap.py"), str(pcap),
-                     str(keylog), str(stream), str(plain), "2856"],
-                    artifacts.path(f"follow{stream}.log"), timeout=60)  # fmt: skip
+        tls_stream_to_pcap(pcap, keylog, stream, plain, 2856)
         # tshark 4.0's bfcp dissector runs past a message's end into the next one
         # in the same TCP segment (each message alone decodes cleanly; checked),
         # so it gets one message per segment: framed by the header's Payload Length.
@@ -201,34 +186,23 @@ def _split_pcap(artifacts: Artifacts, plain: Path, out: Path, stream: int) -> No
         port, _, payload = line.partition("\t")
         if not payload:
             continue
-        direction = int(port != "50000")
+        direction = int(port != str(CLIENT_PORT))
         data = streams.get(direction, b"") + bytes.fromhex(payload)
         while len(data) >= 12 and len(data) >= 12 + 4 * int.from_bytes(data[2:4]):
             size = 12 + 4 * int.from_bytes(data[2:4])
             order.append((direction, data[:size]))
             data = data[size:]
         streams[direction] = data
-    ports, seq = [(50000, 2856), (2856, 50000)], [1000, 9000]
-    with out.open("wb") as pcap:  # LINKTYPE_RAW IPv4, as tls_follow2pcap.py writes
-        pcap.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 101))
-        for number, (direction, data) in enumerate(order):
-            source, target = ports[direction]
-            tcp = struct.pack("!HHIIBBHHH", source, target, seq[direction], seq[1 - direction],
-                              5 << 4, 0x18, 65535, 0, 0)  # fmt: skip
-            seq[direction] += len(data)
-            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(data), number, 0, 64, 6, 0,
-                             bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1]))  # fmt: skip
-            packet = ip + tcp + data
-            pcap.write(struct.pack("<IIII", number, 0, len(packet), len(packet)) + packet)
+    write_tcp_stream(out, order, 2856)
 
 
 def _check_libre(artifacts: Artifacts, plain: Path, codec: Path, stream: int) -> None:
     """libre decodes each direction's byte stream, message by message."""
     for direction in ("0", "1"):
         log = artifacts.path(f"payload{stream}-{direction}.log")
+        sent_by = f"tcp.srcport {'==' if direction == '0' else '!='} {CLIENT_PORT}"
         data = run_bounded(["tshark", "-r", str(plain), "-T", "fields", "-e", "tcp.payload",
-                            "-Y", f"tcp.srcport {'==' if direction == '0' else '!='} 50000"],
-                           log, timeout=60)  # fmt: skip
+                            "-Y", sent_by], log, timeout=60)  # fmt: skip
         hex_stream = "".join(data.stdout.split())
         if not hex_stream:
             continue
@@ -236,7 +210,7 @@ def _check_libre(artifacts: Artifacts, plain: Path, codec: Path, stream: int) ->
                                 capture_output=True, text=True, timeout=30,
                                 check=False)  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "--- message" in result.stdout
+        assert "message 1:" in result.stdout
 
 
 def test_wrong_fingerprint_never_gets_a_bfcp_answer(artifacts: Artifacts) -> None:

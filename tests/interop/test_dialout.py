@@ -19,13 +19,14 @@ import pytest
 from focus.call import CallState
 from mrf.server import Server, start
 from mrf.settings import load_settings
+from tests.peers import SIPP_DIR
 
-from .harness import SIPP_DIR, Artifacts, BackgroundProcess, free_port, require_peer, tail
+from .harness import Artifacts, BackgroundProcess, free_port, require_peer, tail
 from .peers import Baresip, LinphoneDaemon
 
 pytestmark = pytest.mark.interop
 
-ALICE = "sip:alice@127.0.0.1"  # the oracle baresip account
+ALICE = "sip:alice@127.0.0.1"  # the account of tests/peers/baresip/accounts
 CAROL = "sip:carol@127.0.0.1"  # a chair
 DAVE = "sip:dave@127.0.0.1"  # a participant
 SIPP_IP = "127.0.0.5"  # the sipp UAS stands for a terminating proxy's side

@@ -25,8 +25,9 @@ import pytest
 
 from mrf.server import start
 from mrf.settings import load_settings
+from tests.peers import SIPP_DIR
 
-from .harness import SIPP_DIR, Artifacts, BackgroundProcess, free_port, require_peer, tail
+from .harness import Artifacts, BackgroundProcess, free_port, require_peer, tail
 
 pytestmark = pytest.mark.interop
 

@@ -5,7 +5,7 @@ call must reach LinphoneCallStreamsRunning, and the server must have
 decrypted linphone's audio (media-summary packets_in > 0, auth_failures=0).
 Without a sound card linphone sends no RTP, so a tone is played into the call
 (``incall-player-start``); linphone must not fail to unprotect the server's SRTP.
-Needs the suite to run under ``unshare -n`` (oracles README §3): ``make test``.
+Needs the suite to run under ``unshare -n`` (tests/peers/README.md, linphone): ``make test``.
 """
 
 from __future__ import annotations

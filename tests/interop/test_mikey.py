@@ -28,9 +28,9 @@ from focus.sdp.attributes import SdpKeyMgmt
 from focus.sdp.session import SdpSession
 from mrf.ue.client import UeClient, UeOptions
 from tests.notify.rig import openssl_decrypt
+from tests.peers.pcap import tshark_fields
 
 from .harness import (
-    ORACLES,
     REPO,
     Artifacts,
     MrfServer,
@@ -245,9 +245,9 @@ def test_openssl_psk_handshake_and_tshark_decodes_key_mgmt(artifacts: Artifacts)
     sdp = SdpSession.parse(invite.split(b"\r\n\r\n", 1)[1])
     (attribute,) = [a for a in sdp.attributes if a.name == "key-mgmt"]
     message = MikeyMessage.parse(SdpKeyMgmt.parse(attribute.value or "").data)
-    path = artifacts.path("invite.txt")
-    path.write_bytes(invite)
-    fields = _decode_sip(path, "_ws.malformed", "mikey.version", "mikey.type", "mikey.csb_id")
+    artifacts.path("invite.txt").write_bytes(invite)
+    names = ("_ws.malformed", "mikey.version", "mikey.type", "mikey.csb_id")
+    fields = tshark_fields(invite, "sip", names, port=5060, options=("-E", "occurrence=f"))
     assert fields[0] == "", f"tshark flags the INVITE as malformed: {fields}"
     assert fields[1:3] == ["1", "14"], fields  # version 1, TRANSFER_INIT (RFC 6043 §6.1)
     assert int(fields[3], 0) == message.header.csb_id
@@ -261,17 +261,6 @@ def _s_client(openssl: str, port: int, psk_hex: str) -> str:
     except subprocess.TimeoutExpired as exc:
         return f"TIMEOUT {exc}"
     return result.stdout + result.stderr
-
-
-def _decode_sip(path: Path, *fields: str) -> list[str]:
-    require_peer("tshark")
-    args = ["bash", str(ORACLES / "tshark" / "decode.sh"), str(path), "sip", "udp", "5060",
-            "-T", "fields", "-E", "occurrence=f"]  # fmt: skip
-    for field in fields:
-        args += ["-e", field]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.rstrip("\n").splitlines()[-1].split("\t")
 
 
 def test_bfcp_over_tls_psk_and_notify_kek_from_the_invite(artifacts: Artifacts) -> None:

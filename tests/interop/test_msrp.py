@@ -2,23 +2,23 @@
 
 Judged by what the participants print, what openssl sees, and by tshark
 decoding every MSRP frame of the run from a capture decrypted with the key
-log (oracles README §5: ``tls_follow2pcap.py``), with no malformed or error
-markers.
+log (each TLS stream rewritten as plain TCP by
+:func:`tests.peers.pcap.tls_stream_to_pcap`), with no malformed or error markers.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.peers.pcap import tls_stream_to_pcap
+
 from .conftest import finish_server
 from .harness import (
-    ORACLES,
     Artifacts,
     BackgroundProcess,
     Conference,
@@ -124,9 +124,7 @@ def _check_tshark(artifacts: Artifacts, pcap: Path, keylog: Path, big_size: int)
     ranges: list[str] = []
     for stream in _msrp_streams(artifacts, pcap, keylog):
         plain = artifacts.directory / f"plain{stream}.pcap"
-        run_bounded([sys.executable, str(ORACLES / "tshark/tls_follow2pcap.py"), str(pcap),
-                     str(keylog), str(stream), str(plain), "2855"],
-                    artifacts.path(f"follow{stream}.log"), timeout=60)  # fmt: skip
+        tls_stream_to_pcap(pcap, keylog, stream, plain, 2855)
         argv = ["tshark", "-r", str(plain), "-d", "tcp.port==2855,msrp", "-T", "fields"]
         for name in ("msrp.method", "msrp.byte.range", "msrp.status.code", "_ws.malformed",
                      "_ws.expert.severity"):  # fmt: skip

@@ -1,6 +1,6 @@
-"""Our MSRP encoder against kamailio's msrp module (oracles README §4).
+"""Our MSRP encoder against kamailio's msrp module.
 
-kamailio (``kamailio-msrp-echo.cfg``) parses every frame and answers SEND and
+kamailio (``tests/peers/kamailio/msrp-echo.cfg``) parses every frame and answers SEND and
 NICKNAME with 200 only when the frame is well formed (a wrong end-line gets
 no answer at all).  The frames come from :class:`mrf.msrp.connection.MsrpConnection`,
 the core the focus and ``mrf ue`` use, over plain TCP and over TLS through
@@ -27,8 +27,9 @@ from mrf.msrp.events import MsrpDeliveryFailed, MsrpEvent, MsrpMessageDelivered
 from mrf.msrp.uri import MsrpUri
 from mrf.secure_channel import SecureChannel, fingerprint_matches, make_context
 from mrf.tls import certificate_der, ensure_certificate
+from tests.peers import render, write_certificate
 
-from .harness import ORACLES, Artifacts, BackgroundProcess, clean_env, free_port, tail, wait_for
+from .harness import Artifacts, BackgroundProcess, clean_env, free_port, tail, wait_for
 from .peers import make_certs, require_peer
 
 pytestmark = pytest.mark.interop
@@ -58,19 +59,16 @@ def kamailio(artifacts: Artifacts) -> Iterator[KamailioMsrp]:
     workdir = artifacts.directory / "kamailio-msrp"
     (workdir / "run").mkdir(parents=True)
     tcp_port, tls_port = free_port(tcp_and_udp=False), free_port(tcp_and_udp=False)
-    cfg = (ORACLES / "kamailio/kamailio-msrp-echo.cfg").read_text()
-    cfg = cfg.replace("tcp:127.0.0.1:2855", f"tcp:127.0.0.1:{tcp_port}")
-    cfg = cfg.replace("tls:127.0.0.1:2856", f"tls:127.0.0.1:{tls_port}")
-    (workdir / "msrp.cfg").write_text(cfg)
-    argv = [binary, "-f", str(workdir / "msrp.cfg"), "-DD", "-E", "-Y", str(workdir / "run"),
-            "-m", "64", "-M", "8", "-A", f'TLS_CFG="{conf / "kamailio/tls.cfg"}"']  # fmt: skip
+    cfg = render("kamailio/msrp-echo.cfg", workdir / "msrp.cfg", TCP_PORT=tcp_port,
+                 TLS_PORT=tls_port, TLS_CFG=conf / "kamailio/tls.cfg")  # fmt: skip
+    argv = [binary, "-f", str(cfg), "-DD", "-E", "-Y", str(workdir / "run"), "-m", "64", "-M", "8"]
     process = BackgroundProcess(argv, artifacts.path("kamailio-msrp.log"), env=clean_env())
     try:
         up = wait_for(lambda: not process.running() or (_listening(tcp_port)
                                                         and _listening(tls_port)), 15)  # fmt: skip
         if not up or not process.running():
             pytest.fail(f"kamailio MSRP did not start:\n{tail(process.log)}", pytrace=False)
-        yield KamailioMsrp(process, tcp_port, tls_port, conf / "certs/cert.pem")
+        yield KamailioMsrp(process, tcp_port, tls_port, write_certificate(conf / "certs").cert)
     finally:
         process.stop(grace=5)
 
@@ -144,7 +142,7 @@ def _check(client: Client, ids: list[str], nickname: str, kamailio: KamailioMsrp
     log = kamailio.log()
     assert len(re.findall(r"MSRP-IN method=SEND code=", log)) == 5  # 1 + 3 chunks + 1
     assert len(re.findall(r"MSRP-IN method=NICKNAME code=", log)) == 1
-    # kamailio parsed our Message-IDs; bodylen counts the CRLF before the end-line (§4)
+    # kamailio parsed our Message-IDs; its bodylen counts the CRLF before the end-line too
     sends = re.findall(r"MSRP-IN method=SEND .*? msgid=(\S+) .*? bodylen=(\d+)", log)
     assert {m for m, _ in sends} == set(ids)
     assert sorted(int(n) for m, n in sends if m == ids[1]) == [6018, 8194, 8194]
@@ -197,7 +195,7 @@ def test_kamailio_answers_our_frames_over_tls(kamailio: KamailioMsrp, tmp_path: 
 
 
 def test_a_wrong_end_line_gets_no_answer(kamailio: KamailioMsrp) -> None:
-    """The oracle's own negative check: a broken frame is never answered 200."""
+    """The peer's own negative check: a broken frame is never answered 200."""
     good = MsrpConnection()
     local = MsrpUri.parse("msrp://127.0.0.1:45123/mrfclient1;tcp")
     good.bind(local, (MsrpUri.parse(f"msrp://127.0.0.1:{kamailio.tcp_port}/k;tcp"),))

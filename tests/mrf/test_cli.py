@@ -76,6 +76,13 @@ def test_conference_lifecycle(capsys: pytest.CaptureFixture[str], data_dir: Path
     assert [line["name"] for line in lines] == ["open", "retro"]
     assert lines[0]["policy"]["allow_anonymous"] is True
     assert lines[1]["uri"] == "sip:retro@127.0.0.1"
+    # no --key-mode: every secure key mode (issue 13)
+    assert lines[1]["policy"]["key_modes"] == ["sdes", "mikey-ticket", "dtls", "fingerprint"]
+    assert run(capsys, "conference", "create", "narrow", "--key-mode", "sdes")[0] == 0
+    status, out, _ = run(capsys, "conference", "list")
+    narrow = [json.loads(line) for line in out.splitlines() if '"narrow"' in line]
+    assert narrow[0]["policy"]["key_modes"] == ["sdes"]
+    assert run(capsys, "conference", "delete", "narrow")[0] == 0
     assert lines[1]["participants"] == [
         {"uri": "sip:alice@127.0.0.1", "role": "participant", "use_mikey": False},
         {"uri": "sip:bob@127.0.0.1", "role": "chair", "use_mikey": False},

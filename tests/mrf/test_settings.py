@@ -76,6 +76,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         "MRF_MEDIA_RTP_PORTS": "50000-50099",
         "MRF_LOG_LEVEL": "debug",
         "MRF_SIP_HOST": "0.0.0.0",
+        "MRF_MIXER_MAX_SPEAKERS": "5",
     }
     settings = load_settings(path, environ)
     assert settings.sip.port == 6060  # env beats file
@@ -83,6 +84,7 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     assert settings.web.port == 9000
     assert settings.sip.trusted_proxies == ("10.0.0.1", "10.0.0.2")
     assert settings.media.rtp_ports == (50000, 50099)
+    assert settings.mixer.max_speakers == 5
     assert settings.log_level == "DEBUG"
     assert settings.non_loopback_listeners() == ("sip.host=0.0.0.0",)
 
@@ -176,6 +178,7 @@ def test_keylog_file_is_opt_in(tmp_path: Path) -> None:
         ("[media]\nrtp_ports = [40000]\n", "media.rtp_ports: must be [first, last]"),
         ("[media]\nrtp_ports = [0, 10]\n", "media.rtp_ports[0]: must be in 1..65535, got 0"),
         ("[bfcp]\nfloors = 0\n", "mrf.toml: bfcp.floors: must be in 1..16, got 0"),
+        ("[mixer]\nmax_speakers = 0\n", "mixer.max_speakers: must be in 1..32, got 0"),
         ('[kms]\nurl = "ftp://kms"\n', "kms.url: must be an http:// or https:// URL"),
         ('[kms]\nurl = "http://kms:99999/"\n', "kms.url: bad port in URL"),
         (

@@ -1,5 +1,5 @@
 """TLS-PSK contexts (decision (d)) against each other, ``openssl s_client/s_server -psk``
-and the oracle ``psk_peer.py``: empty identity, TLS 1.2, plain-PSK AEAD suites only."""
+and ``tests/peers/tls_psk_client.py``: empty identity, TLS 1.2, plain-PSK AEAD suites only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import ssl
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -20,8 +19,8 @@ from mrf.tls_psk import (
     psk_from_crypto_sessions,
     psk_server_context,
 )
+from tests.peers import PEERS
 
-ORACLES = Path(__file__).resolve().parents[3] / "shared" / "oracles"
 PSK = bytes.fromhex("00112233445566778899aabbccddeeff")
 
 
@@ -192,14 +191,16 @@ def test_our_client_against_openssl_s_server() -> None:
 
 
 @pytest.mark.interop
-def test_oracle_psk_peer_client_with_empty_identity() -> None:
+def test_separate_psk_client_with_empty_identity() -> None:
+    """A client sharing no code with ``mrf.tls_psk``, in its own process, gets in."""
     server = _Server(psk_server_context(PSK))
     server.start()
     command = [
-        sys.executable, str(ORACLES / "tls-psk" / "psk_peer.py"), "client", "--tls", "1.2",
+        sys.executable, str(PEERS / "tls_psk_client.py"), "--tls", "1.2",
         "--port", str(server.port), "--psk", PSK.hex(), "--identity", "",
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, timeout=20)
     server.join(10)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "client ok: TLSv1.2 PSK-AES128-GCM-SHA256" in result.stdout
+    assert "client ok: TLSv1.2 PSK-AES128-GCM-SHA256 pong" in result.stdout
+    assert server.result == ("TLSv1.2", "PSK-AES128-GCM-SHA256", b"ping\n"), server.result

@@ -27,7 +27,8 @@ from notify.service import NotifyConfig, NotifyService
 from notify.subscription import SubscriptionConfig
 
 HOST = "127.0.0.1"
-XSD = Path(__file__).resolve().parents[3] / "shared" / "spec" / "xsd" / "conference-info.xsd"
+# RFC 4575 §5, vendored with its xml.xsd stand-in (tests/vectors/conference_info/SOURCES.md)
+XSD = Path(__file__).resolve().parents[1] / "vectors" / "conference_info" / "conference-info.xsd"
 ALICE, BOB, CAROL, MALLORY = (f"sip:{n}@example.com" for n in ("alice", "bob", "carol", "mallory"))
 
 _schema: etree.XMLSchema | None = None

@@ -1,5 +1,5 @@
 """conference-info documents (RFC 4575): every one validated against the §5 schema
-(/work/shared/spec/xsd/conference-info.xsd, in place), full then partial, versions."""
+(tests/vectors/conference_info/conference-info.xsd), full then partial, versions."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from notify.conference_info import (
     MEDIA_SECURITY_NS,
+    TALKER_NS,
     ConferenceInfoEndpoint,
     ConferenceInfoError,
     ConferenceInfoMedia,
@@ -22,7 +24,7 @@ from notify.conference_info import (
     render_full,
     render_partial,
 )
-from tests.notify.rig import assert_valid
+from tests.notify.rig import assert_valid, schema
 
 NS = {"c": "urn:ietf:params:xml:ns:conference-info", "m": MEDIA_SECURITY_NS}
 WHEN = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -111,6 +113,20 @@ def test_deleted_document() -> None:
     assert (root.get("state"), root.get("version"), len(root)) == ("deleted", "9", 0)
 
 
+def test_the_vendored_schema_refuses_what_rfc_4575_does_not_allow() -> None:
+    """The fixture is the real §5 schema, not one that accepts anything."""
+    document = render_full(snapshot(ALICE), 1)
+    assert schema().validate(etree.fromstring(document))
+    for bad in (
+        document.replace(b"<status>connected</status>", b"<status>speaking</status>"),
+        document.replace(f' entity="{CONF}"'.encode(), b"", 1),  # entity is required
+        document.replace(b'state="full"', b'state="complete"', 1),
+        document.replace(b"<user-count>1</user-count>", b"<user-count>-1</user-count>"),
+    ):
+        assert bad != document
+        assert not schema().validate(etree.fromstring(bad)), bad.decode()
+
+
 @pytest.mark.parametrize("status", ["on-hold", "muted-via-focus", "dialing-in", "disconnected"])
 def test_endpoint_statuses_validate(status: str) -> None:
     user = replace(ALICE, endpoints=(endpoint("sip:x@h", status),))
@@ -174,3 +190,17 @@ def test_any_display_text_and_status_still_validates(text: str, status: str) -> 
     clean = "".join(ch for ch in text if ch.isprintable()) or "x"
     user = ConferenceInfoUser("sip:u@h", display_text=clean, endpoints=(endpoint("e", status),))
     assert_valid(render_full(snapshot(user), 1))
+
+
+def test_a_talking_stream_carries_the_talker_extension_and_stays_schema_valid() -> None:
+    talking = (ConferenceInfoMedia("0", "audio", "sendrecv", "sdes", talking=True),)
+    alice = replace(ALICE, endpoints=(endpoint("sip:a@127.0.0.1:5070", media=talking),))
+    root = assert_valid(render_full(snapshot(alice, BOB), 1))
+    ns = {**NS, "t": TALKER_NS}
+    assert root.xpath("string(//c:media/t:talking)", namespaces=ns) == "true"
+    assert len(root.xpath("//t:talking", namespaces=ns)) == 1  # bob is not talking
+    partial = assert_valid(render_partial(snapshot(ALICE, BOB), snapshot(alice, BOB), 2))
+    assert partial.xpath("string(//c:endpoint/c:media/t:talking)", namespaces=ns) == "true"
+    notice = parse_conference_info(render_full(snapshot(alice, BOB), 3))
+    assert notice.talking == {"sip:a@127.0.0.1:5070"}
+    assert parse_conference_info(render_full(snapshot(ALICE, BOB), 4)).talking == set()

@@ -1,7 +1,7 @@
 """The conference event package on the wire with sipp as the subscriber (UDP).
 
-``python -m mrf serve`` (optional notify_protection, the default) against the
-oracle scenario ``../shared/oracles/sipp/uac_subscribe_conference.xml`` (full
+``python -m mrf serve`` (optional notify_protection, the default) against a
+subscriber that comes and goes (``tests/peers/sipp/uac_subscribe_once.xml``: full
 NOTIFY, un-subscribe, terminated NOTIFY), a non-authorized subscriber (403), and
 a subscriber that watches a sipp dial-in join and leave (two partial NOTIFYs,
 versions 2 and 3; the server's default rate cap of one NOTIFY per 5 s applies).
@@ -9,6 +9,7 @@ versions 2 and 3; the server's default rate cap of one NOTIFY per 5 s applies).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from tests.interop.harness import (
-    ORACLES,
     Artifacts,
     BackgroundProcess,
     Conference,
@@ -29,11 +29,12 @@ from tests.interop.harness import (
     wait_for,
 )
 from tests.interop.peers import Sipp
+from tests.peers import SIPP_DIR
 
 pytestmark = pytest.mark.interop
 
-HERE = Path(__file__).resolve().parent / "sipp"
-WATCHER = "sip:watcher@example.com"  # the From of the oracle scenario
+HERE = SIPP_DIR
+WATCHER = "sip:watcher@example.com"
 ALICE = "sip:alice@example.com"
 
 
@@ -76,10 +77,12 @@ def run_subscriber(server: MrfServer, scenario: Path, tmp_path: Path, *keys: str
     return logs
 
 
-def test_oracle_subscriber_gets_full_then_terminated(server: MrfServer, tmp_path: Path) -> None:
-    logs = run_subscriber(server, ORACLES / "sipp" / "uac_subscribe_conference.xml", tmp_path)
-    assert "NOTIFY#1 ok: conference application/conference-info+xml active" in logs
-    assert "NOTIFY#2 ok: terminated" in logs
+def test_subscriber_gets_full_then_terminated(server: MrfServer, tmp_path: Path) -> None:
+    scenario = HERE / "uac_subscribe_once.xml"
+    logs = run_subscriber(server, scenario, tmp_path, "from_uri", WATCHER)
+    full = re.search(r"^NOTIFY full ok .* active;expires=(\d+) ", logs, re.MULTILINE)
+    assert full is not None and 0 < int(full.group(1)) <= 300, logs  # at most what we asked
+    assert "NOTIFY terminated ok" in logs, logs
 
 
 def test_unauthorized_subscriber_gets_403(server: MrfServer, tmp_path: Path) -> None:

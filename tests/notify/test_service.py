@@ -89,6 +89,26 @@ def test_refusals(tmp_path: Path) -> None:
     run(main())
 
 
+def test_a_contact_without_a_uri_is_refused_with_400(tmp_path: Path) -> None:
+    """An empty or unparseable Contact is the subscriber's fault: 400 with a
+    Warning, and the notifier goes on (a fuzzed SUBSCRIBE once raised here)."""
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            for contact in ("", "  ", "<>;;"):
+                request = r.subscribe_request("retro")
+                request.headers.set("Contact", contact)
+                response = await r.client.request(request, r.address)
+                assert response.status == 400, contact
+                if not contact.strip():
+                    assert response.reason == "Missing Contact"
+                    assert response.headers.get("Warning", "").startswith("399 ")
+            assert r.notify.stats["refused"] == 2 and not r.notify.subscribers
+            assert (await r.subscribe("retro")).status == 200
+
+    run(main())
+
+
 def test_unsubscribe_and_refresh(tmp_path: Path) -> None:
     async def main() -> None:
         async with rig(tmp_path) as r:

@@ -21,8 +21,9 @@ from mrf.ue.notify import UeRoster
 from notify.conference_info import parse_conference_info
 from tests.interop.harness import free_port, require_peer
 from tests.notify.rig import assert_valid, openssl_decrypt, xmllint_validates
+from tests.peers import SIPP_DIR
 
-HERE = Path(__file__).resolve().parent / "sipp"
+HERE = SIPP_DIR
 _RECEIVED = re.compile(
     rb"message received \[\d+\] bytes :\s*\n\s*(NOTIFY .*?)(?=\n-{20,}|\Z)", re.S
 )

@@ -10,6 +10,8 @@ answer within the probe time.  The runs:
   SUBSCRIBE, MESSAGE, REGISTER and CANCEL requests (RFC 3261).  Over TCP each
   mutation is followed by a valid OPTIONS probe on the same connection, so
   framing damage is visible (the probe is swallowed or the connection closed).
+  ``mutator=SipEncodingMutator`` puts bytes that are not UTF-8 into every URI
+  and header instead (issue 13: the whole server path, not just the parsers).
 * :func:`fuzz_msrp` / :func:`fuzz_bfcp`: a real dial-in (INVITE with our
   certificate's ``a=fingerprint``, RFC 8122) gives a TLS connection the focus
   accepts; mutations go on it, each followed by a probe (MSRP SEND with
@@ -34,12 +36,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.reliability.mutate import BinaryMutator, SipMutator, TextMutator
+from tests.reliability.mutate import BinaryMutator, SipEncodingMutator, SipMutator, TextMutator
 
 PROBE_TIMEOUT = 0.5
 _STATUS = re.compile(rb"^SIP/2\.0 (\d{3}) ", re.M)
 _MSRP_RESPONSE = re.compile(rb"^MSRP (\S+) (\d{3})", re.M)
 _HTTP = re.compile(rb"^HTTP/1\.[01] (\d{3})")
+_EXPLAINED = (b"403", b"404", b"488")  # refusals that must carry a Warning (RFC 3261 §20.43)
+_WARNING = re.compile(rb"^Warning: *3\d\d \S+ \"[^\"\r\n]*\"\r?$", re.M | re.I)
+type SipMutatorFactory = Callable[[int], SipMutator | SipEncodingMutator]
 
 
 @dataclass
@@ -54,12 +59,14 @@ class HostileTally:
     silent: int = 0
     silent_operations: Counter[str] = field(default_factory=Counter)
     sessions: int = 0
+    unexplained: int = 0  # 403/404/488 answers without a Warning header
 
     def line(self) -> str:
         answers = ", ".join(f"{k}:{v}" for k, v in sorted(self.answers.items()))
         return (
             f"{self.name}: sent={self.sent} answered={sum(self.answers.values())} "
-            f"closed={self.closed} silent={self.silent} sessions={self.sessions} [{answers}]"
+            f"closed={self.closed} silent={self.silent} sessions={self.sessions} "
+            f"unexplained={self.unexplained} [{answers}]"
         )
 
 
@@ -139,6 +146,8 @@ def _tally_sip(tally: HostileTally, data: bytes, skip_branch: bytes | None = Non
         match = _STATUS.match(response)
         if match and (skip_branch is None or skip_branch not in response):
             tally.answers[match[1].decode()] += 1
+            head = response.partition(b"\r\n\r\n")[0]
+            tally.unexplained += match[1] in _EXPLAINED and _WARNING.search(head) is None
 
 
 # -- SIP over UDP -------------------------------------------------------------
@@ -152,19 +161,21 @@ class _Collector(asyncio.DatagramProtocol):
         self.received.append(data)
 
 
-async def fuzz_sip_udp(target: Target, count: int, seed: int = 1) -> HostileTally:
+async def fuzz_sip_udp(
+    target: Target, count: int, seed: int = 1, mutator: SipMutatorFactory = SipMutator
+) -> HostileTally:
     """``count`` mutated requests over UDP, paced so the kernel buffers never drop."""
-    tally = HostileTally("sip-udp")
+    tally = HostileTally("sip-udp" if mutator is SipMutator else "sip-udp-bytes")
     loop = asyncio.get_running_loop()
     transport, proto = await loop.create_datagram_endpoint(
         _Collector, local_addr=(target.host, 0), remote_addr=(target.host, target.sip_port)
     )
     port = transport.get_extra_info("sockname")[1]
     bases = sip_bases(target, f"UDP {target.host}:{port}")
-    mutator = SipMutator(seed)
+    mutations = mutator(seed)
     try:
         for index in range(count):
-            operation, data = mutator.mutate(bases[index % len(bases)])
+            operation, data = mutations.mutate(bases[index % len(bases)])
             tally.operations[operation] += 1
             transport.sendto(data[:65507])
             tally.sent += 1
@@ -198,7 +209,7 @@ async def _probe_stream(
     tally: HostileTally,
     open_stream: Callable[[], object],
     bases: list[bytes],
-    mutator: TextMutator | BinaryMutator,
+    mutator: TextMutator | BinaryMutator | SipEncodingMutator,
     count: int,
     make_probe: Callable[[], tuple[bytes, bytes]],
     parse: Callable[[HostileTally, bytes, bytes], None],
@@ -237,10 +248,16 @@ async def _probe_stream(
 
 
 async def fuzz_sip_tcp(
-    target: Target, count: int, seed: int = 2, workers: int = 16, tls: bool = False
+    target: Target,
+    count: int,
+    seed: int = 2,
+    workers: int = 16,
+    tls: bool = False,
+    mutator: SipMutatorFactory = SipMutator,
 ) -> HostileTally:
     """``count`` mutated requests over TCP (or TLS), each followed by an OPTIONS probe."""
-    tally = HostileTally("sip-tls" if tls else "sip-tcp")
+    name = "sip-tls" if tls else "sip-tcp"
+    tally = HostileTally(name if mutator is SipMutator else f"{name}-bytes")
     port = target.sip_tls_port if tls else target.sip_port
     context = _client_context() if tls else None
     via = f"{'TLS' if tls else 'TCP'} {target.host}:9"
@@ -261,7 +278,7 @@ async def fuzz_sip_tcp(
     share = [count // workers + (1 if i < count % workers else 0) for i in range(workers)]
     timeout = PROBE_TIMEOUT * 4 if tls else PROBE_TIMEOUT  # TLS under load answers slower
     await asyncio.gather(*(
-        _probe_stream(tally, open_stream, bases, SipMutator(seed * 1000 + i), n, probe, parse,
+        _probe_stream(tally, open_stream, bases, mutator(seed * 1000 + i), n, probe, parse,
                       timeout)
         for i, n in enumerate(share)
     ))  # fmt: skip

@@ -9,6 +9,10 @@ seed, so a failing case can be replayed: ``SipMutator(seed).mutate(base)``.
 * :class:`SipMutator` mutates a SIP request at the text level (Request-Line,
   headers, Content-Length, body).
 * :class:`TextMutator` mutates any CRLF-framed text protocol (MSRP, RFC 4975).
+* :class:`SipEncodingMutator` puts bytes that are not UTF-8 (raw, or %-escaped
+  where a URI allows escapes, RFC 3261 §19.1.2) into the user part of every
+  URI (Request-URI, From, To, Contact, P-Asserted-Identity), into display
+  names and into every header value, one place per mutation.
 * :class:`BinaryMutator` mutates TLV/binary messages (BFCP RFC 8855 common
   header + attributes, MIKEY RFC 3830 payload chains): length fields, type
   octets, truncation, extension, bit flips.
@@ -31,6 +35,15 @@ BAD_ENCODINGS = (
     b"\xff\xfe\xfd", b"\xc0\x80", b"\xed\xa0\x80", b"\x00", b"\x00" * 64, b"\x1b[2J", b"\r",
     b"\n", b"\r\n\r\n", b"\xe2\x80\xae", b"\xf4\x90\x80\x80", b"\x7f\x08", b"%00", b"\t" * 40,
 )  # fmt: skip
+
+# Byte sequences that are not UTF-8 (RFC 3629 §3: lone continuation bytes, overlong
+# forms, UTF-16 surrogates, code points past U+10FFFF, truncated sequences) and NUL.
+NON_UTF8 = (
+    b"\xff", b"\xfe\xff", b"\x80", b"\xbf\xbf", b"\xc0\xaf", b"\xc3\x28", b"\xe2\x28\xa1",
+    b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf0\x28\x8c\xbc", b"\xf4\x90\x80\x80",
+    b"\xf8\x88\x80\x80\x80", b"\xe2\x82", b"\x00",
+)  # fmt: skip
+URI_HEADERS = (b"From", b"To", b"Contact", b"P-Asserted-Identity", b"Refer-To", b"Route")
 
 
 def _pick_bytes(rng: random.Random) -> bytes:
@@ -229,6 +242,100 @@ class SipMutator(TextMutator):
         new_body = b"\r\n".join(sdp_lines)
         joined = _join_message(lines, new_body)
         return self._set_header(joined, b"Content-Length", str(len(new_body)).encode())
+
+
+class SipEncodingMutator:
+    """Bytes that are not UTF-8 in one URI user part, display name or header value."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.operations: list[tuple[str, Callable[[bytes], bytes]]] = [
+            ("request-uri-user", self._request_uri_user),
+            ("header-uri-user", self._header_uri_user),
+            ("display-name", self._display_name),
+            ("header-value", self._header_value),
+            ("header-name", self._header_name),
+        ]
+
+    def mutate(self, message: bytes) -> tuple[str, bytes]:
+        name, operation = self.rng.choice(self.operations)
+        return name, operation(message)
+
+    def _junk(self, *, escaped: bool) -> bytes:
+        """One or a few non-UTF-8 sequences, %-escaped when ``escaped``."""
+        data = b"".join(self.rng.choice(NON_UTF8) for _ in range(self.rng.choice((1, 1, 2, 5))))
+        if not escaped:
+            return data
+        return b"".join(b"%%%02X" % byte for byte in data)
+
+    def _in_user(self, uri: bytes) -> bytes:
+        """``uri`` with junk inside its user part (one is made when it has none)."""
+        scheme, colon, rest = uri.partition(b":")
+        if not colon:
+            return uri + self._junk(escaped=False)
+        user, at, host = rest.rpartition(b"@")
+        if not at:
+            user, host = b"", rest
+        cut = self.rng.randrange(len(user) + 1)
+        junk = self._junk(escaped=self.rng.random() < 0.7)  # escapes are valid URI syntax
+        return scheme + b":" + user[:cut] + junk + user[cut:] + b"@" + host
+
+    def _request_uri_user(self, message: bytes) -> bytes:
+        lines, body = _split_message(message)
+        parts = lines[0].split(b" ")
+        if len(parts) >= 2:
+            parts[1] = self._in_user(parts[1])
+        lines[0] = b" ".join(parts)
+        return _join_message(lines, body)
+
+    def _uri_lines(self, lines: list[bytes]) -> list[int]:
+        names = {name.lower() for name in URI_HEADERS}
+        return [i for i, line in enumerate(lines[1:], 1)
+                if line.split(b":", 1)[0].strip().lower() in names]  # fmt: skip
+
+    def _header_uri_user(self, message: bytes) -> bytes:
+        lines, body = _split_message(message)
+        candidates = self._uri_lines(lines)
+        if not candidates:
+            return self._header_value(message)
+        index = self.rng.choice(candidates)
+        line = lines[index]
+        start, end = line.find(b"<"), line.find(b">")
+        if 0 <= start < end:
+            lines[index] = line[: start + 1] + self._in_user(line[start + 1 : end]) + line[end:]
+        else:
+            name, _, value = line.partition(b":")
+            lines[index] = name + b": " + self._in_user(value.strip())
+        return _join_message(lines, body)
+
+    def _display_name(self, message: bytes) -> bytes:
+        lines, body = _split_message(message)
+        candidates = self._uri_lines(lines)
+        if not candidates:
+            return self._header_value(message)
+        index = self.rng.choice(candidates)
+        name, _, value = lines[index].partition(b":")
+        quoted = self.rng.random() < 0.5
+        junk = self._junk(escaped=False)
+        display = b'"' + junk + b'" ' if quoted else b"N" + junk + b" "
+        lines[index] = name + b": " + display + value.strip()
+        return _join_message(lines, body)
+
+    def _header_value(self, message: bytes) -> bytes:
+        lines, body = _split_message(message)
+        index = self.rng.randrange(1, len(lines)) if len(lines) > 1 else 0
+        line = lines[index]
+        colon = line.find(b":")
+        start = colon + 1 if index and colon >= 0 else 0
+        cut = self.rng.randrange(start, len(line) + 1)
+        lines[index] = line[:cut] + self._junk(escaped=False) + line[cut:]
+        return _join_message(lines, body)
+
+    def _header_name(self, message: bytes) -> bytes:
+        lines, body = _split_message(message)
+        lines.insert(self.rng.randrange(1, len(lines) + 1), b"X-" + self._junk(escaped=False)
+                     + b": v")  # fmt: skip
+        return _join_message(lines, body)
 
 
 class BinaryMutator:

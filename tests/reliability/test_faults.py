@@ -23,13 +23,13 @@ from pathlib import Path
 import pytest
 
 from tests.interop.harness import (
-    SIPP_DIR,
     Artifacts,
     MrfServer,
     clean_env,
     free_port,
     require_peer,
 )
+from tests.peers import SIPP_DIR
 from tests.reliability.conftest import (
     ALICE,
     BOB,

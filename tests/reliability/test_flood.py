@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.harness import SIPP_DIR, clean_env, free_port, require_peer, tail
+from tests.interop.harness import clean_env, free_port, require_peer, tail
+from tests.peers import SIPP_DIR
 from tests.reliability.conftest import (
     ALICE,
     SDES_80,

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from focus.sip.message import SipRemoteError, SipRequest, SipResponse, make_response, parse_message
+from focus.sip.refusal import parse_warning, warning_of
 
 T1 = 0.5
 
@@ -52,6 +53,26 @@ class SipExchange:
     @property
     def status_line(self) -> str:
         return f"{self.response.status} {self.response.reason}"
+
+    @property
+    def warning(self) -> str:
+        """The answer's Warning text (RFC 3261 §20.43), '' without one."""
+        return warning_of(self.response) or ""
+
+    @property
+    def answered(self) -> str:
+        """Status line and Warning, as the refusal table shows them."""
+        return f'{self.status_line} Warning "{self.warning}"' if self.warning else self.status_line
+
+    def assert_warning(self, *, domain: str, says: str, code: int | None = None) -> None:
+        """Exactly one well-formed Warning: code 3xx (``code``), our domain, text with ``says``."""
+        values = self.response.headers.get_all("Warning")
+        assert len(values) == 1, f"{self.status_line}: Warning headers {values}"
+        parsed = parse_warning(values[0])
+        assert parsed is not None, f"malformed Warning: {values[0]!r}"
+        found, agent, text = parsed
+        assert 300 <= found <= 399 and found == (code or found) and agent == domain, values[0]
+        assert says in text, f"Warning {text!r} does not say {says!r}"
 
 
 @dataclass
@@ -104,6 +125,17 @@ class SipProbe:
         if body:
             lines.append(f"Content-Type: {content_type}")
         return self._transact(self._build(lines, body), timeout)
+
+    def request_bytes(
+        self, head: list[bytes], body: bytes = b"", timeout: float = 15.0
+    ) -> SipExchange:
+        """Like :meth:`request` with the request line and headers given as raw bytes
+        (e.g. bytes that are not UTF-8); Via and Content-Length are added."""
+        data = b"\r\n".join([head[0], self._via().encode(), *head[1:],
+                              b"Content-Length: %d" % len(body)]) + b"\r\n\r\n" + body  # fmt: skip
+        message = parse_message(data)
+        assert isinstance(message, SipRequest)
+        return self._transact(message, timeout)
 
     def in_dialog(
         self,
@@ -254,7 +286,7 @@ class SipProbe:
             f"To: {response.headers.get('To')}\r\nCall-ID: {invite.call_id}\r\n"
             f"CSeq: {invite.cseq[0]} ACK\r\nContent-Length: 0\r\n\r\n"
         )
-        self.sock.sendto(head.encode(), self.server)
+        self.sock.sendto(head.encode("utf-8", "surrogateescape"), self.server)  # raw From bytes
 
     def _receive(self, deadline: float) -> SipRequest | SipResponse | None:
         """One message (requests are answered 200 and kept), or None at ``deadline``."""

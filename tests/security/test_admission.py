@@ -1,8 +1,9 @@
 """Who may join and who may watch (TS 33.328 G.3.1, G.3.3; interfaces.md "Refusals").
 
 Each refusal is sent over SIP/UDP to the running focus and must get the exact
-status (403), no SDP (so no key of ours) and no media; afterwards an
-authorized caller still gets 200 with an SDES answer and SRTP.  Identity comes
+status (403), a Warning (RFC 3261 §20.43) saying which rule refused it, no
+SDP (so no key of ours) and no media; afterwards an authorized caller still
+gets 200 with an SDES answer and SRTP.  Identity comes
 from P-Asserted-Identity only when the request arrives from the trusted proxy
 ``127.0.0.2`` (RFC 3325 §9.1), otherwise from From; ``Privacy: id`` or an
 anonymous URI is anonymous (RFC 3323).
@@ -28,6 +29,7 @@ def _refused_invite(
     tried: str,
     identity: str,
     *,
+    says: str,
     local_ip: str = "127.0.0.1",
     headers: tuple[tuple[str, str], ...] = (),
     control: Callable[[], str] | None = None,
@@ -53,8 +55,9 @@ def _refused_invite(
     finally:
         watch.close()
     body = f"{len(call.response.body)}-byte body" if call.response.body else "no SDP"
-    refusal.record(name, tried, f"{call.status_line}, {body}, {packets} RTP; then {done}")
+    refusal.record(name, tried, f"{call.answered}, {body}, {packets} RTP; then {done}")
     assert call.response.status == 403, call.status_line
+    call.assert_warning(domain=server.server.domain, says=says)
     assert call.response.body == b"" and packets == 0
 
 
@@ -74,7 +77,8 @@ def test_anonymous_caller_is_403(
     headers: tuple[tuple[str, str], ...],
 ) -> None:
     _refused_invite(security_server, refusal, "anonymous caller (policy forbids)", tried,
-                    identity, headers=headers)  # fmt: skip
+                    identity, headers=headers,
+                    says="anonymous callers are not admitted")  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -98,8 +102,10 @@ def test_unauthorized_identity_is_403(
     local_ip: str,
     headers: tuple[tuple[str, str], ...],
 ) -> None:
+    source = "P-Asserted-Identity" if headers else "From"
     _refused_invite(security_server, refusal, "identity not on the list", tried, identity,
-                    local_ip=local_ip, headers=headers)  # fmt: skip
+                    local_ip=local_ip, headers=headers,
+                    says=f"the identity in {source} is not on the authorized list")  # fmt: skip
 
 
 def test_asserted_identity_from_an_untrusted_source_is_ignored(
@@ -115,7 +121,8 @@ def test_asserted_identity_from_an_untrusted_source_is_ignored(
 
     _refused_invite(server, refusal, "PAI from an untrusted source ignored",
                     "INVITE from 127.0.0.1: PAI alice (listed), From mallory (not)", MALLORY,
-                    headers=pai, control=from_the_proxy)  # fmt: skip
+                    headers=pai, control=from_the_proxy,
+                    says="the identity in From is not on the authorized list")  # fmt: skip
 
 
 def test_non_participant_subscribe_is_403(
@@ -135,9 +142,11 @@ def test_non_participant_subscribe_is_403(
         stranger.wait_request("NOTIFY", timeout=0.2)
         leaked = len(stranger.received)
     refusal.record("non-participant SUBSCRIBE", "SUBSCRIBE Event: conference from mallory",
-                   f"{refused.status_line}, {leaked} NOTIFY; then alice: "
+                   f"{refused.answered}, {leaked} NOTIFY; then alice: "
                    f"{accepted.status_line} + {'full' if full else 'no'} NOTIFY")  # fmt: skip
     assert refused.response.status == 403, refused.status_line
+    refused.assert_warning(domain=server.server.domain,
+                           says="the identity in From is not on the authorized list")  # fmt: skip
     assert leaked == 0, [bytes(r)[:200] for r in stranger.received]
     assert 200 <= accepted.response.status < 300, accepted.status_line
     assert notify is not None and full and b"<conference-info" in notify.body

@@ -52,6 +52,8 @@ def test_patch_and_put_apply_the_policy_live(
     alice = token("alice")
     conf = create(client, alice, participants=[{"uri": ALICE_URI}, {"uri": "sip:b@x"}])
     url = f"/api/conferences/{conf['id']}"
+    every_mode = ["sdes", "mikey-ticket", "dtls", "fingerprint"]
+    assert conf["policy"]["key_modes"] == every_mode, "no key_modes in the body: every mode"
     patched = client.patch(url, json={"policy": {"key_modes": ["sdes"]}}, headers=alice)
     assert patched.status_code == 200 and patched.json()["policy"]["key_modes"] == ["sdes"]
     put = client.put(

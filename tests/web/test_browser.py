@@ -25,7 +25,7 @@ from ..interop.peers import Baresip
 
 pytestmark = pytest.mark.interop
 
-ALICE = "sip:alice@127.0.0.1"  # the oracle baresip account
+ALICE = "sip:alice@127.0.0.1"  # the account of tests/peers/baresip/accounts
 BOB = "sip:bob@127.0.0.1"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

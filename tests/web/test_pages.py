@@ -31,6 +31,7 @@ def test_create_update_role_and_mikey(
     assert created.status_code == 200 and "Conference created: sip:retro@127.0.0.1" in created.text
     info = store.get_conference("retro")
     assert info is not None and info.owner_id == store.get_account("alice").id  # type: ignore[union-attr]
+    assert info.policy.key_modes == ("sdes", "mikey-ticket", "dtls", "fingerprint")
     base = f"/conferences/{info.id}"
     client.post(
         f"{base}/participants", data={"csrf_token": csrf, "uri": ALICE, "role": "participant"}

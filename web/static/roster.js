@@ -16,6 +16,7 @@ function stateText(p) {
   let text = p.state;
   if (p.reason) text += ` · ${p.reason}`;  // why a dial-out failed: "486 Busy Here"
   if (p.muted) text += " · muted";
+  if (p.talking) text += " · talking";
   if (p.last_dtmf) text += ` · DTMF ${p.last_dtmf.event}`;
   return text;
 }

@@ -83,7 +83,7 @@ def test_vectors_are_what_the_generator_makes() -> None:
 
 
 def test_hdr_vector_fields() -> None:
-    """Digest §2.2.1: version 1, PSK init, V=0, MIKEY-1, CSB 0x12345678, #CS 0, SRTP-ID."""
+    """RFC 3830 §6.1 HDR: version 1, PSK init, V=0, MIKEY-1, CSB 0x12345678, #CS 0, SRTP-ID."""
     message = MikeyMessage.parse(bytes.fromhex("01000000123456780000"))
     assert message.header == MikeyHeader(0, 0x12345678, 0, False, MikeyMapType.SRTP_ID)
     assert message.payloads == ()
@@ -133,7 +133,7 @@ def test_every_payload_round_trips() -> None:
 
 
 def test_kemac_null_null_with_one_tek_round_trips() -> None:
-    """Digest §7: a KEMAC with NULL/NULL and one TEK sub-payload round-trips."""
+    """RFC 3830 §6.2: a KEMAC with NULL/NULL and one TEK sub-payload round-trips."""
     tek = MikeyKeyData(
         MikeyKeyType.TEK_SALT, b"k" * 16, b"s" * 14, MikeyKeyValidityData(1, b"\x01")
     )

@@ -9,29 +9,22 @@ and on our TRANSFER_INIT only the HDR fields before the map are checked.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.peers.pcap import tshark_fields
+
 pytestmark = pytest.mark.interop
 
-ROOT = Path(__file__).resolve().parents[3]
-DECODE = ROOT.parent / "shared" / "oracles" / "tshark" / "decode.sh"
-VECTORS = ROOT / "tests" / "vectors" / "mikey"
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "mikey"
 
 
 def decode(name: str, *fields: str) -> list[str]:
-    if shutil.which("tshark") is None or shutil.which("text2pcap") is None:
-        pytest.fail("tshark is missing (a Debian test peer, see the Makefile PEERS)")
-    args = ["bash", str(DECODE), str(VECTORS / f"{name}.bin"), "mikey", "udp", "2269"]
-    args += ["-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,"]
-    for field in fields:
-        args += ["-e", field]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    return result.stdout.rstrip("\n").splitlines()[-1].split("\t")
+    """tshark's ``mikey`` fields of a vector sent as one UDP datagram to port 2269."""
+    message = (VECTORS / f"{name}.bin").read_bytes()
+    options = ("-E", "occurrence=a", "-E", "aggregator=,")
+    return tshark_fields(message, "mikey", fields, port=2269, options=options)
 
 
 def test_rfc3830_psk_message_decodes_without_errors() -> None:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from focus.sdp.attributes import SdpFingerprint
-from focus.sdp.bfcp import SdpBfcpLocal, SdpBfcpPolicy, parse_bfcp_answer
+from focus.sdp.bfcp import (
+    CONFERENCE_AUDIO_LABEL,
+    SdpBfcpLocal,
+    SdpBfcpPolicy,
+    parse_bfcp_answer,
+)
 from focus.sdp.offer_answer import SdpFocusPolicy, build_answer, plan_answer
-from focus.sdp.session import SdpSession
+from focus.sdp.session import SdpRemoteError, SdpSession
 
 FP = "SHA-256 " + ":".join(["AB"] * 32)
 
@@ -64,3 +69,43 @@ def test_unusable_bfcp_lines_get_port_zero(bad: str) -> None:
 def test_a_passive_offer_makes_the_focus_connect() -> None:
     plan = plan_answer(_offer(GOOD.replace("active", "passive")), POLICY)
     assert plan.streams[0].bfcp is not None and plan.streams[0].bfcp.we_connect
+
+
+def test_a_policy_without_fingerprint_takes_only_mikey_keyed_tls() -> None:
+    psk_only = SdpFocusPolicy(bfcp=SdpBfcpPolicy(fingerprint=False))
+    floor = plan_answer(_offer(GOOD), psk_only).streams[0]
+    assert not floor.accepted
+    assert floor.reason == "a=fingerprint (TCP/TLS/BFCP) not accepted by this conference's policy"
+
+
+def test_a_bfcp_only_offer_gets_floors_of_the_conference_audio() -> None:
+    """A chair console (no audio line): accepted; a=floorid names the conference's audio
+    (RFC 8856 §5.4 needs an mstrm token) and no m-line gets an a=label."""
+    offer = SdpSession.parse(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=application 9 TCP/TLS/BFCP *\r\n" + GOOD
+    )
+    plan = plan_answer(offer, POLICY)
+    (floor,) = plan.streams
+    assert floor.accepted and floor.bfcp is not None and floor.key_mode == "fingerprint"
+    assert (floor.bfcp.stream_index, floor.bfcp.label) == (None, CONFERENCE_AUDIO_LABEL)
+    local = SdpBfcpLocal("127.0.0.1", 2856, 4321, 7, ((1, floor.bfcp.label), (2, "audio")),
+                         SdpFingerprint.parse(FP))  # fmt: skip
+    answer = build_answer(offer, plan, local_host="127.0.0.1", ports={}, session_id=1,
+                          session_version=1, bfcp_local={0: local})  # fmt: skip
+    text = str(answer)
+    assert "a=floorid:1 mstrm:audio\r\n" in text and "a=floorid:2 mstrm:audio\r\n" in text
+    assert "a=label" not in text and "m=audio" not in text
+    parsed = parse_bfcp_answer(answer, answer.media[0])
+    assert parsed.floors == ((1, "audio"), (2, "audio"))
+
+
+def test_without_a_bfcp_policy_a_bfcp_only_offer_is_488() -> None:
+    """The focus serves no floor control: nothing acceptable is left."""
+    offer = SdpSession.parse(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        "m=application 9 TCP/TLS/BFCP *\r\n" + GOOD
+    )
+    with pytest.raises(SdpRemoteError) as info:
+        plan_answer(offer, SdpFocusPolicy())
+    assert info.value.status == 488 and info.value.warn_code == 304

@@ -139,6 +139,15 @@ def test_tls_needs_a_sha256_or_stronger_fingerprint() -> None:
     assert plan_msrp(session_level, session_level.media[0], POLICY).remote_fingerprints
 
 
+def test_a_policy_without_fingerprint_takes_only_mikey_keyed_tls() -> None:
+    """Key modes without ``fingerprint``: certificate TLS is refused, TLS-PSK is not."""
+    psk_only = SdpMsrpPolicy(fingerprint=False)
+    reason = rejected(SECURE, policy=psk_only)
+    assert reason == "a=fingerprint (TCP/TLS/MSRP) not accepted by this conference's policy"
+    keyed = offer(SECURE.replace(f"a=fingerprint:{FP256}\r\n", ""))
+    assert plan_msrp(keyed, keyed.media[0], psk_only, psk=True).secure
+
+
 @pytest.mark.parametrize(
     ("offered", "answered", "we_connect"),
     [

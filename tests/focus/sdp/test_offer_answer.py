@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,9 +18,9 @@ from focus.sdp.offer_answer import (
 )
 from focus.sdp.sdes import SDES_SUITES
 from focus.sdp.session import SdpLocalError, SdpRemoteError, SdpSession
+from tests.peers.pcap import tshark_fields
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "sdp"
-TSHARK_DECODE = Path(__file__).resolve().parents[4] / "shared" / "oracles" / "tshark" / "decode.sh"
 HEADER = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
 PLAIN = SdpFocusPolicy(require_security=False)
 
@@ -256,8 +254,11 @@ def test_duplicate_crypto_tags_reject_the_stream() -> None:
 
 
 def test_key_mgmt_only_offer_is_rejected() -> None:
-    with pytest.raises(SdpRemoteError, match="a=key-mgmt keying is not accepted here"):
+    with pytest.raises(SdpRemoteError, match="a=key-mgmt gave no MIKEY-TICKET keys"):
         plan_answer(vector("tshark_sip_keymgmt.sdp"))
+    sdes_only = SdpFocusPolicy(key_modes=frozenset({"sdes"}))
+    with pytest.raises(SdpRemoteError, match="a=key-mgmt not accepted by this conference's"):
+        plan_answer(vector("tshark_sip_keymgmt.sdp"), sdes_only)
 
 
 def test_opportunistic_srtp_rfc8643() -> None:
@@ -431,7 +432,7 @@ def test_policy_validation() -> None:
     with pytest.raises(SdpLocalError):
         SdpFocusPolicy(codecs=())
     no_sdes = SdpFocusPolicy(key_modes=frozenset())
-    with pytest.raises(SdpRemoteError, match="SDES is disabled by policy"):
+    with pytest.raises(SdpRemoteError, match=r"a=crypto \(SDES\) not accepted by this conf"):
         plan_answer(vector("baresip_offer.sdp"), no_sdes)
 
 
@@ -452,9 +453,7 @@ def test_answer_crypto_parses_with_our_codec() -> None:
 
 
 @pytest.mark.interop
-def test_tshark_splits_our_inline_key(tmp_path: Path) -> None:
-    assert TSHARK_DECODE.exists(), f"oracle missing: {TSHARK_DECODE} (../shared beside the repo)"
-    assert shutil.which("tshark"), "tshark missing: apt-get install tshark (make test does)"
+def test_tshark_splits_our_inline_key() -> None:
     offer = vector("baresip_offer.sdp")
     plan = plan_answer(offer)
     crypto = plan.streams[0].crypto
@@ -467,19 +466,13 @@ def test_tshark_splits_our_inline_key(tmp_path: Path) -> None:
         + f"Content-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    path = tmp_path / "answer.txt"
-    path.write_bytes(message)
-    fields = [
+    fields = (
         "sdp.crypto.tag",
         "sdp.crypto.crypto_suite",
         "sdp.crypto.master_key",
         "sdp.crypto.master_salt",
-    ]
-    args = ["bash", str(TSHARK_DECODE), str(path), "sip", "udp", "5060", "-T", "fields"]
-    for name in fields:
-        args += ["-e", name]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=True).stdout
-    tag, suite, master_key, master_salt = out.strip().splitlines()[-1].split("\t")
+    )
+    tag, suite, master_key, master_salt = tshark_fields(message, "sip", fields, port=5060)
     assert (tag, suite) == ("1", "AES_CM_128_HMAC_SHA1_80")
     assert bytes.fromhex(master_key.replace(":", "")) == crypto.local_key_salt.view()[:16]
     assert bytes.fromhex(master_salt.replace(":", "")) == crypto.local_key_salt.view()[16:]

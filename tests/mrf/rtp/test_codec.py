@@ -17,6 +17,8 @@ from mrf.rtp.codec import (
     RtpCodecError,
     create_codec,
 )
+from mrf.rtp.opus import OpusCodec
+from mrf.rtp.opus import version as opus_version
 
 _FFMPEG = {
     "PCMU": ("pcm_mulaw", ULAW_DECODE, ULAW_ENCODE),
@@ -78,7 +80,7 @@ def test_g711_decodes_any_payload(payload: bytes) -> None:
     ("encoding", "clock", "rate", "increment"),
     [("G722", 8000, 16000, 160), ("opus", 48000, 48000, 960)],
 )
-def test_pyav_codecs_round_trip_a_tone(
+def test_g722_and_opus_round_trip_a_tone(
     encoding: str, clock: int, rate: int, increment: int
 ) -> None:
     codec = create_codec(encoding, clock)
@@ -101,6 +103,32 @@ def test_garbage_opus_is_a_codec_error_or_silence() -> None:
     except RtpCodecError:
         return
     assert out.dtype == np.float32
+
+
+def test_opus_encoder_state_copy_continues_the_other_stream_bit_for_bit() -> None:
+    first, second = OpusCodec(), OpusCodec()
+    t = np.arange(960) / 48000
+    for i in range(8):
+        frame = ((0.1 + 0.05 * i) * np.sin(2 * np.pi * 300 * (t + i * 0.02))).astype(np.float32)
+        first.encode(frame)
+        second.encode(np.zeros(960, np.float32))  # a different history
+    tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    assert first.encode(tone) != second.encode(tone)
+    second.copy_encoder_from(first)
+    assert [first.encode(tone) for _ in range(5)] == [second.encode(tone) for _ in range(5)]
+    second.reset_encoder()
+    assert second.encode(tone) != first.encode(tone)
+
+
+def test_opus_refuses_empty_and_bad_payloads_and_bad_frames() -> None:
+    codec = OpusCodec()
+    assert opus_version().startswith("libopus")
+    with pytest.raises(RtpCodecError):
+        codec.decode(b"")
+    with pytest.raises(RtpCodecError):
+        codec.decode(bytes([0x03]))  # code 3 without its frame count byte (RFC 6716 §3.2.5)
+    with pytest.raises(ValueError):
+        codec.encode(np.zeros(480, np.float32))
 
 
 def test_unknown_codecs_are_refused() -> None:

@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,13 +16,17 @@ import pytest
 from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft, ParticipantUpdated
 from focus.sdp.attributes import SdpDirection, SdpRtpmap
 from focus.sdp.offer_answer import SdpAnswerPlan, SdpStreamPlan
+from mrf.floor import start_floor_control
 from mrf.rtp.codec import G711Codec
 from mrf.rtp.conference import RtpMixerPool
 from mrf.rtp.dtmf import RtpTelephoneEvent
 from mrf.rtp.metrics import OpaqueNames, prometheus_text
 from mrf.rtp.packet import RtpPacket
 from mrf.rtp.plane import MediaPlane
+from mrf.rtp.speakers import RtpSpeakerConfig
 from mrf.rtp.srtp import SrtpContext, SrtpDirection
+from mrf.tls import ensure_certificate
+from tests.mrf.test_floor import Party, _join, until
 
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 
@@ -64,6 +69,11 @@ class Focus:
         self.calls: dict[str, Call] = {}
         self.listeners: list[Callable[[FocusEvent], None]] = []
         self.dtmf: list[tuple[str, str, int]] = []
+        self.talking: dict[str, frozenset[int]] = {}
+
+    def note_talking(self, call_id: str, streams: frozenset[int]) -> bool:
+        self.talking[call_id] = streams
+        return call_id in self.calls
 
     def note_dtmf(self, call_id: str, event: str, duration_ms: int) -> bool:
         self.dtmf.append((call_id, event, duration_ms))
@@ -97,6 +107,19 @@ def level(audio: np.ndarray, frequency: float) -> float:
     return float(20 * np.log10(spectrum[np.abs(freqs - frequency) < 15].max() + 1e-9))
 
 
+async def keyed_peer(plane: MediaPlane, name: str) -> tuple[Peer, Any]:
+    """A participant's UA on a loopback port and its focus stream, keyed both ways."""
+    peer = Peer()
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+        lambda: peer, local_addr=("127.0.0.1", 0)
+    )
+    peer.transport = transport
+    stream = await plane.allocate(name)
+    stream.set_keys(SUITE, peer.to_focus, peer.from_focus)
+    stream.set_remote("127.0.0.1", transport.get_extra_info("sockname")[1])
+    return peer, stream
+
+
 async def talk(peers: dict[str, tuple[Peer, int, float]], seconds: float) -> None:
     for _ in range(int(seconds / 0.02)):
         for peer, port, frequency in peers.values():
@@ -107,21 +130,13 @@ async def talk(peers: dict[str, tuple[Peer, int, float]], seconds: float) -> Non
 @pytest.mark.timeout(30)
 def test_joined_participants_hear_each_other_only_while_admitted() -> None:
     async def scenario() -> None:
-        loop = asyncio.get_running_loop()
         plane = MediaPlane("127.0.0.1", (47000, 47099))
         focus = Focus()
         pool = RtpMixerPool(focus)
         peers: dict[str, tuple[Peer, int, float]] = {}
         try:
             for name, frequency in (("a", 500.0), ("b", 900.0)):
-                peer = Peer()
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda p=peer: p, local_addr=("127.0.0.1", 0)
-                )
-                peer.transport = transport
-                stream = await plane.allocate(name)
-                stream.set_keys(SUITE, peer.to_focus, peer.from_focus)
-                stream.set_remote("127.0.0.1", transport.get_extra_info("sockname")[1])
+                peer, stream = await keyed_peer(plane, name)
                 focus.calls[name] = Call(name, plan(), {0: stream})
                 peers[name] = (peer, stream.rtp_port, frequency)
             await talk(peers, 0.2)
@@ -135,6 +150,7 @@ def test_joined_participants_hear_each_other_only_while_admitted() -> None:
             heard_a, heard_b = np.concatenate(a.received[10:]), np.concatenate(b.received[10:])
             assert level(heard_a, 900) > level(heard_a, 500) + 30
             assert level(heard_b, 500) > level(heard_b, 900) + 30
+            assert focus.talking == {"a": {0}, "b": {0}}  # both are active speakers
             entry = prometheus_text(type("F", (), {"calls": []})(), pool)
             assert 'mrf_mixer_participants{conference="conf"} 2' in entry
 
@@ -144,6 +160,7 @@ def test_joined_participants_hear_each_other_only_while_admitted() -> None:
             live = focus.calls["a"].streams[0].packets_out
             await talk(peers, 0.6)
             assert level(np.concatenate(b.received[10:]), 500) < 0
+            assert focus.talking == {"a": set(), "b": {0}}  # muted: not talking at once
             assert focus.calls["a"].streams[0].packets_out > live  # the counter below counts
 
             focus.calls["a"].plan = plan(SdpDirection.RECVONLY)  # a put us on hold
@@ -270,3 +287,69 @@ def test_opaque_metric_names_hide_the_conference_and_the_participant() -> None:
     assert all(re.fullmatch(r"[cp]-[0-9a-f]{16}", v) for pair in labels for v in pair)
     assert prometheus_text(focus, None, names) == text
     assert OpaqueNames(b"j" * 32).conference("retro") != names.conference("retro")
+
+
+@pytest.mark.timeout(60)
+def test_a_bfcp_floor_holder_is_mixed_beyond_max_speakers(tmp_path: Path) -> None:
+    """One speaker slot, taken; c is heard only while it holds the floor (BFCP over TLS)."""
+
+    async def scenario() -> None:
+        cert, key = ensure_certificate(tmp_path / "focus")
+        control = await start_floor_control("127.0.0.1", 0, cert, key)
+        plane = MediaPlane("127.0.0.1", (47200, 47299))
+        focus = Focus()
+        pool = RtpMixerPool(focus, speakers=RtpSpeakerConfig(max_speakers=1))
+        pool.watch_floor(control)
+        peers: dict[str, tuple[Peer, int, float]] = {}
+        parties: dict[str, Party] = {}
+        try:
+            for name, frequency in (("a", 500.0), ("b", 0.0), ("c", 900.0)):
+                party = parties[name] = Party(tmp_path / name)
+                start = await _join(control, party, await party.ue.listen())
+                await start()
+                await asyncio.wait_for(party.ue.ready.wait(), 10)
+                session = list(control.sessions.values())[-1]  # the one _join opened
+                peer, stream = await keyed_peer(plane, name)
+                call_id = session.call_id
+                focus.calls[call_id] = Call(call_id, plan(), {0: stream})
+                focus.emit(
+                    ParticipantJoined("room", call_id, f"sip:{name}@x", "participant", "dial-in")
+                )
+                peers[name] = (peer, stream.rtp_port, frequency)
+            calls = {name: call_id for name, call_id in zip(peers, focus.calls, strict=True)}
+            b, c = peers["b"][0], peers["c"][0]
+            talkers = {n: peers[n] for n in "ac"}
+            await talk({"a": peers["a"]}, 0.4)  # a takes the only slot
+            b.received.clear()
+            await talk(talkers, 0.8)  # c as loud as a: no switch, c is not heard
+            heard = np.concatenate(b.received[10:])
+            assert level(heard, 500) > level(heard, 900) + 30
+            assert focus.talking.get(calls["c"], frozenset()) == frozenset()
+
+            parties["c"].ue.request()
+            await until(lambda: parties["c"].floor(status="granted"))
+            mixer = pool.conferences["room"].mixer
+            assert mixer.floor_holders == {f"{calls['c']}/0"}
+            b.received.clear()
+            await talk(talkers, 0.8)
+            heard = np.concatenate(b.received[10:])
+            assert level(heard, 900) > level(heard, 1300) + 30  # c heard with a
+            assert level(heard, 500) > level(heard, 1300) + 30
+            assert focus.talking[calls["c"]] == {0}
+            own = np.concatenate(c.received[-20:])
+            assert level(own, 500) > level(own, 900) + 20  # the holder does not hear itself
+
+            parties["c"].ue.release()
+            await until(lambda: not mixer.floor_holders)
+            await until(lambda: not focus.talking.get(calls["c"]))
+        finally:
+            pool.close()
+            for party in parties.values():
+                await party.ue.close()
+            await control.close_all()
+            for peer, _, _ in peers.values():
+                if peer.transport is not None:
+                    peer.transport.close()
+            await plane.wait_closed()
+
+    asyncio.run(scenario())

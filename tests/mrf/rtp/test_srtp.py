@@ -109,6 +109,26 @@ def test_protect_matches_independent_reference(name: str, key_len: int, tag_len:
     assert tx.protect(packet) == reference_protect(key_len, tag_len, key_salt, packet)
 
 
+@pytest.mark.parametrize("name", ["AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"])
+def test_protect_rtp_in_the_reused_buffer_equals_protect_of_the_packet(name: str) -> None:
+    key = os.urandom(SRTP_SUITES[name].key_salt_length)
+    fast, plain = SrtpContext(name, key, OUT), SrtpContext(name, key, OUT)
+    rx = SrtpContext(name, key, IN)
+    for seq in (1, 2, 3):
+        packet = RtpPacket(0, seq, 160 * seq, 0xDEADBEEF, bytes([seq]) * 160, marker=seq == 1)
+        view = fast.protect_rtp(0x80 | 0 if seq == 1 else 0, seq, 160 * seq, 0xDEADBEEF,
+                                bytes([seq]) * 160)  # fmt: skip
+        assert bytes(view) == plain.protect(bytes(packet))
+        assert rx.unprotect(bytes(view)) == bytes(packet)
+    with pytest.raises(SrtpLocalError):
+        fast.protect_rtp(0, 4, 0, 1, bytes(1500))
+    fast.wipe()
+    with pytest.raises(SrtpLocalError):
+        fast.protect_rtp(0, 5, 0, 1, b"x")
+    with pytest.raises(SrtpLocalError):
+        rx.protect_rtp(0, 5, 0, 1, b"x")
+
+
 # --- behaviour ----------------------------------------------------------------------------
 
 
@@ -131,7 +151,7 @@ def test_suite_table_and_round_trip(name: str, key_salt_length: int, tag: int) -
 
 
 def test_sdes_oracle_mapping_interoperates() -> None:
-    """Mirror of shared/oracles/srtp/srtp_sdes_check.py: plain pylibsrtp profiles."""
+    """Plain pylibsrtp profiles keyed from the SDES inline key, independent of SrtpContext."""
     profiles = {
         "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
         "AES_CM_128_HMAC_SHA1_32": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_32,

@@ -23,7 +23,7 @@ from mrf.rtp.stream import RtpStream
 
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 HOST = "127.0.0.1"
-# independent mapping, mirroring shared/oracles/srtp/srtp_sdes_check.py
+# independent mapping of SDES suites to libsrtp profiles (not mrf.rtp.srtp's)
 PROFILES = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
     "AEAD_AES_128_GCM": pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM,

@@ -243,7 +243,9 @@ def _refusing_registrar(sock: socket.socket, stop: threading.Event) -> None:
             continue
         request = parse_message(data)
         if isinstance(request, SipRequest) and request.method == "INVITE":
-            sock.sendto(bytes(make_response(request, 403, "Forbidden", to_tag="x1")), address)
+            warning = ("Warning", '399 127.0.0.1 "the identity in From is not on the list"')
+            response = make_response(request, 403, "Forbidden", to_tag="x1", headers=[warning])
+            sock.sendto(bytes(response), address)
 
 
 def test_refused_join_prints_refused_and_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
@@ -262,4 +264,5 @@ def test_refused_join_prints_refused_and_exits_1(capsys: pytest.CaptureFixture[s
         sock.close()
     assert status == 1
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert events == [{"event": "refused", "status": 403, "reason": "Forbidden"}]
+    assert events == [{"event": "refused", "status": 403, "reason": "Forbidden",
+                       "warning": "the identity in From is not on the list"}]  # fmt: skip

@@ -168,10 +168,10 @@ def _ticket_messages() -> dict[str, MikeyMessage]:
 def vectors() -> dict[str, bytes]:
     out = {name: bytes(m) for name, m in ticket_messages().items()}
     out["psk_i_message"] = bytes(psk_i_message())
-    out["hdr_psk_init"] = bytes.fromhex("01000000123456780000")  # digest §2.2.1 / §7
+    out["hdr_psk_init"] = bytes.fromhex("01000000123456780000")  # RFC 3830 §6.1 HDR
     out["hdr_srtp_id_map"] = bytes.fromhex(
         "0100000012345678020001123456780000000002234567890000000" "1"
-    )  # digest §2.2.1 SRTP-ID entries
+    )  # RFC 3830 §6.1.1 SRTP-ID map entries
     return out
 
 
