@@ -74,7 +74,7 @@ from focus.sip.message import (
     make_response,
     validate_request,
 )
-from focus.sip.refusal import EXPLAINED_STATUSES, SipRefusal
+from focus.sip.refusal import EXPLAINED_STATUSES, SipRefusal, format_warning
 from focus.sip.transaction import (
     AckReceived,
     CancelReceived,
@@ -85,6 +85,7 @@ from focus.sip.transaction import (
 logger = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
+NOT_THE_FLOW = "in-dialog request not from the flow this dialog was made on"
 SUPPORTED_OPTIONS: frozenset[str] = frozenset()
 
 
@@ -648,8 +649,8 @@ class FocusService:
                 event.request.call_id, event.request.method, source.transport, source.host,
                 source.port,
             )  # fmt: skip
-            text = "in-dialog request not from the flow this dialog was made on"
-            raise SipRemoteError(403, "Forbidden", headers=[_warning(text)])
+            warning = ("Warning", format_warning(399, self.config.domain, NOT_THE_FLOW))
+            raise SipRemoteError(403, "Forbidden", headers=[warning])
         dialog.receive_request(event.request)
 
     async def _in_dialog(self, endpoint: SipEndpoint, event: RequestReceived) -> None:
@@ -661,7 +662,9 @@ class FocusService:
         try:
             self.check_in_dialog(call.dialog, event)
         except SipRemoteError as exc:
-            self._refuse(endpoint, event, exc.status, exc.reason, exc.headers)
+            others = [(name, value) for name, value in exc.headers if name != "Warning"]
+            warning = NOT_THE_FLOW if exc.status == 403 else None
+            self._refuse(endpoint, event, exc.status, exc.reason, others, warning=warning)
             return
         if request.method == "BYE":
             endpoint.respond(event.key, make_response(request, 200, "OK"))
@@ -796,11 +799,6 @@ def no_conference(user: str | None) -> SipRefusal:
     else:
         text = f"no conference named '{user[:64]}'"
     return SipRefusal(404, text, "Conference Not Found")
-
-
-def _warning(text: str) -> tuple[str, str]:
-    """``Warning: 399 mrf "<plain words>"`` (RFC 3261 §20.43), never key material."""
-    return ("Warning", f'399 {WARN_AGENT} "{text}"')
 
 
 def _aor(uri: str) -> str:
