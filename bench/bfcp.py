@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from focus.sdp.attributes import SdpFingerprint
+from focus.sdp.attributes import SdpFingerprint, fingerprints_match
 from focus.sdp.bfcp import SdpBfcpPlan
 from focus.sdp.offer_answer import SdpStreamPlan
 from mrf.bfcp.attribute import BfcpAttribute, BfcpGroup, BfcpStatus
@@ -34,8 +34,9 @@ from mrf.bfcp.connection import BfcpConnection, BfcpRole
 from mrf.bfcp.events import BfcpNotificationReceived, BfcpResponseReceived
 from mrf.bfcp.message import BfcpMessage
 from mrf.floor import FloorControl, start_floor_control
-from mrf.secure_channel import SecureChannel, make_context
+from mrf.secure_channel import SecureChannel
 from mrf.tls import certificate_der, ensure_certificate
+from mrf.tls_engine import CertificateTlsEngine, make_context
 
 HOST = "127.0.0.1"
 FLOOR_REQUEST = (BfcpAttribute(T.FLOOR_ID, 1),)
@@ -56,7 +57,12 @@ class Client:
     async def connect(self, port: int, expected: SdpFingerprint) -> None:
         loop = asyncio.get_running_loop()
         await loop.create_connection(
-            lambda: SecureChannel(self.context, self, expected.matches, server_side=False),
+            lambda: SecureChannel(
+                CertificateTlsEngine(
+                    self.context, lambda der: fingerprints_match(der, [expected]), server_side=False
+                ),
+                self,
+            ),
             HOST,
             port,
         )
@@ -204,7 +210,9 @@ async def main(count: int, seconds: float) -> None:
         echo_context = make_context(focus_cert, focus_key)
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SecureChannel(echo_context, Echo(), lambda der: True, server_side=True),
+            lambda: SecureChannel(
+                CertificateTlsEngine(echo_context, lambda der: True, server_side=True), Echo()
+            ),
             HOST, 0,
         )  # fmt: skip
         port = int(server.sockets[0].getsockname()[1])

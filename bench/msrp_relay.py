@@ -51,8 +51,11 @@ from mrf.chat import start_chat_relay  # noqa: E402
 from mrf.msrp.cpim import CPIM_TYPE, CpimMessage  # noqa: E402
 from mrf.msrp.message import MsrpRequest, new_ident  # noqa: E402
 from mrf.msrp.uri import MsrpUri  # noqa: E402
-from mrf.secure_channel import CIPHERS  # noqa: E402
-from mrf.tls import certificate_der, ensure_certificate  # noqa: E402
+from mrf.tls import (  # noqa: E402
+    TLS12_CIPHERS,  # noqa: E402
+    certificate_der,
+    ensure_certificate,
+)
 
 ROOM = "sip:bench@127.0.0.1"
 _SEND_HEAD = re.compile(rb"MSRP (\S+) SEND\r\nTo-Path: (\S+)\r\nFrom-Path: (\S+)\r\n")
@@ -190,7 +193,7 @@ async def serve_bare(directory: Path, protocol: type[asyncio.Protocol] = _BareRe
     cert, key = ensure_certificate(directory / "focus")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(CIPHERS.decode())
+    context.set_ciphers(TLS12_CIPHERS)
     context.load_cert_chain(cert, key)
     context.verify_mode = ssl.CERT_NONE
     server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0, ssl=context)

@@ -7,7 +7,7 @@ writes our fingerprint into the answer; :meth:`ChatRelay.close` tears it down
 when the participant leaves.  One TLS listener (``msrp.port``) serves every
 session (RFC 4975 §6: sessions are told apart by To-Path):
 
-1. the TLS handshake (:mod:`mrf.secure_channel`) is accepted only when the
+1. the TLS handshake (:mod:`mrf.stream_service`) is accepted only when the
    client's certificate matches the SDP ``a=fingerprint`` of a session that is
    waiting for its connection; otherwise the connection is closed before any
    MSRP byte is read;
@@ -29,8 +29,12 @@ participant, at the c=/m= address under CEMA (RFC 6714).
 PSK identity is empty (decision (d)), so one shared listener could not tell
 whose key to use.  Each such session gets its own listener on an ephemeral
 port of ``media.host`` (in its ``a=path`` and ``m=`` port), served by
-:class:`mrf.secure_channel.PskSecureChannel` with that session's TEK; the
+:class:`mrf.stream_service.SecureStreamService` with that session's TEK; the
 session binds only to a connection that completed the handshake with its key.
+
+Sockets, TLS and timers are the shared secure-stream layer's
+(:mod:`mrf.stream_service`, :mod:`mrf.stream`): this module brings only the
+MSRP core per connection and the switch that handles its events.
 """
 
 from __future__ import annotations
@@ -40,19 +44,15 @@ import datetime
 import functools
 import logging
 import secrets
-import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from OpenSSL import SSL
-
-from focus.sdp.attributes import SdpFingerprint
+from focus.sdp.attributes import SdpFingerprint, fingerprints_match
 from focus.sdp.msrp import SdpMsrpLocal, SdpMsrpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
-from focus.sdp.secret import SecretBytes
 from focus.sip.message import SipError
 from focus.sip.uri import SipUri
 from mrf.connection_cap import SourceCap
@@ -62,20 +62,17 @@ from mrf.msrp.errors import MsrpError
 from mrf.msrp.events import (
     MsrpConnectionFailed,
     MsrpDeliveryFailed,
+    MsrpEvent,
     MsrpMessageReceived,
     MsrpNicknameRequested,
 )
 from mrf.msrp.message import MsrpByteRange, new_ident
 from mrf.msrp.reassembly import MsrpReassembly
 from mrf.msrp.uri import MsrpUri, parse_path
-from mrf.secure_channel import (
-    PskSecureChannel,
-    SecureChannel,
-    fingerprint_matches,
-    make_context,
-)
+from mrf.stream import StreamDriver
+from mrf.stream_service import SecureStreamService
 from mrf.tls import certificate_der
-from mrf.tls_psk import psk_client_context, psk_server_context
+from mrf.tls_engine import make_context
 
 logger = logging.getLogger(__name__)
 
@@ -113,15 +110,10 @@ class ChatSession:
     fingerprints: tuple[SdpFingerprint, ...]
     link: ChatLink | None = None
     nickname: str | None = None
-    psk_server: asyncio.Server | None = None  # the TLS-PSK listener of this session
-    psk_port: int = 0
+    psk_port: int = 0  # this session's own TLS-PSK listener (0: the shared one)
 
     def certificate_matches(self, der: bytes) -> bool:
-        return fingerprint_matches(der, [(f.hash_func, _hex(f.value)) for f in self.fingerprints])
-
-
-def _hex(value: bytes) -> str:
-    return ":".join(f"{b:02X}" for b in value)
+        return fingerprints_match(der, self.fingerprints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,16 +126,14 @@ class _Relayed:
 
 
 class ChatLink:
-    """One TLS connection carrying MSRP: the channel app around an MsrpConnection."""
+    """One connection carrying MSRP: an MsrpConnection run by a :class:`StreamDriver`."""
 
     def __init__(self, relay: ChatRelay, psk_session: ChatSession | None = None) -> None:
         self.relay = relay
         self.psk_session = psk_session  # a TLS-PSK link serves this session only
-        self.channel: SecureChannel | PskSecureChannel | None = None
         self.msrp = MsrpConnection(relay.msrp_config, self._resolve, SpooledStorage)
+        self.driver: StreamDriver[MsrpEvent] = StreamDriver(self.msrp, self)
         self.sessions: set[str] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._deadline: float | None = None
 
     def _resolve(self, local: MsrpUri, from_path: tuple[MsrpUri, ...]) -> int:
         session = self.relay.sessions.get(local.session_id or "")
@@ -155,7 +145,8 @@ class ChatLink:
             if session is not self.psk_session or from_path[-1] != session.remote_path[-1]:
                 return 403
             return self._bind(session)
-        der = self.channel.peer_certificate if self.channel else None
+        channel = self.driver.channel
+        der = channel.peer_certificate if channel else None
         if (
             not der
             or not session.certificate_matches(der)
@@ -169,20 +160,19 @@ class ChatLink:
         self.sessions.add(session.local.session_id or "")
         return 200
 
-    def channel_open(self, channel: SecureChannel) -> None:
-        self.channel = channel
+    # -- StreamHandler ---------------------------------------------------------------
+
+    def stream_open(self, driver: StreamDriver[MsrpEvent]) -> None:
+        channel = driver.channel
+        assert channel is not None
         logger.info(
             "MSRP TLS from %s: %s %s", channel.peer_address, channel.version, channel.cipher
         )
 
-    def channel_data(self, channel: SecureChannel, data: bytes) -> None:
-        self.msrp.receive_data(data, asyncio.get_running_loop().time())
+    def stream_events(self, driver: StreamDriver[MsrpEvent]) -> None:
         self.relay.pump(self)
 
-    def channel_closed(self, channel: SecureChannel, reason: str | None) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def stream_closed(self, driver: StreamDriver[MsrpEvent], reason: str | None) -> None:
         for session_id in self.sessions:
             session = self.relay.sessions.get(session_id)
             if session is not None and session.link is self:
@@ -194,25 +184,10 @@ class ChatLink:
 
     def flush(self) -> None:
         """Everything queued on this connection in one TLS write; re-arm the timer if moved."""
-        data = self.msrp.data_to_send()
-        if data and self.channel is not None:
-            self.channel.write(data)
-        deadline = self.msrp.get_timer()
-        if deadline == self._deadline and (self._timer is not None or deadline is None):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadline = deadline
-        if deadline is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(deadline, self._on_timer)
+        self.driver.flush()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._deadline = None
-        self.msrp.handle_timer(asyncio.get_running_loop().time())
-        self.relay.pump(self)
+    def close(self) -> None:
+        self.driver.close()
 
 
 @dataclass(slots=True)
@@ -229,10 +204,8 @@ class ChatRelay:
     sessions: dict[str, ChatSession] = field(default_factory=dict)
     msrp_config: MsrpConfig = field(default_factory=MsrpConfig)
     source_cap: SourceCap = field(default_factory=SourceCap)  # connections per address
-    _context: Any = None
-    _server: asyncio.Server | None = None
+    streams: SecureStreamService | None = None  # sockets and TLS: made by listen()
     _rooms: dict[str, list[ChatSession]] = field(default_factory=dict)  # by conference
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _offered: dict[str, str] = field(default_factory=dict)  # dial-out: call ID -> session ID
 
     async def listen(self, port: int) -> int:
@@ -241,15 +214,15 @@ class ChatRelay:
             max_message_size=self.policy.max_size, accept_types=(CPIM_TYPE,),
             delivered_events=False,  # the relay only acts on failures (their context)
         )  # fmt: skip
-        self._context = make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self.source_cap.wrap(self._accept), self.host, port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        context = make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
+        self.streams = SecureStreamService(
+            "MSRP", self.host, context, source_cap=self.source_cap,
+            keylog_filename=self.keylog_filename,
+        )  # fmt: skip
+        self.port = await self.streams.listen(
+            port, lambda: ChatLink(self).driver, self._any_waiting
+        )
         return self.port
-
-    def _accept(self) -> SecureChannel:
-        link = ChatLink(self)
-        return SecureChannel(self._context, link, self._any_waiting, server_side=True)
 
     def _any_waiting(self, der: bytes) -> bool:
         """Before any MSRP byte: the certificate must belong to a session of ours."""
@@ -258,11 +231,8 @@ class ChatRelay:
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
             self._drop(session)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self.streams is not None:
+            await self.streams.close()
 
     # -- ChatService ------------------------------------------------------------
 
@@ -279,53 +249,25 @@ class ChatRelay:
         if existing is not None:  # re-INVITE: same session, new fingerprints
             existing.fingerprints = plan.msrp.remote_fingerprints
             return self._local(existing)
+        assert self.streams is not None, "listen() first"
         session_id = self._offered.pop(call.call_id, None) or secrets.token_urlsafe(18)
-        psk_listen = plan.psk is not None and not plan.msrp.we_connect
-        sock = self._psk_socket() if psk_listen else None
-        port = int(sock.getsockname()[1]) if sock is not None else self.port
-        local = MsrpUri("msrps" if plan.msrp.secure else "msrp", self.host, port, session_id)
+        scheme = "msrps" if plan.msrp.secure else "msrp"
         session = ChatSession(
-            call.call_id, call.conference.name, call.conference_uri, call.participant, local,
+            call.call_id, call.conference.name, call.conference_uri, call.participant,
+            MsrpUri(scheme, self.host, self.port, session_id),
             parse_path(" ".join(plan.msrp.remote_path)), plan.msrp.remote_fingerprints,
         )  # fmt: skip
+        if plan.psk is not None and not plan.msrp.we_connect:
+            # our own listener for this session (the answer goes out before anyone connects)
+            session.psk_port = self.streams.listen_psk(
+                session_id, plan.psk, lambda: ChatLink(self, session).driver
+            )
+            session.local = MsrpUri(scheme, self.host, session.psk_port, session_id)
         self.sessions[session_id] = session
         self._rooms.setdefault(session.conference, []).append(session)
-        if sock is not None and plan.psk is not None:
-            self._serve_psk(session, sock, plan.psk)
         if plan.msrp.we_connect:
-            task = asyncio.ensure_future(self._connect(session, plan))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.streams.spawn(self._connect(session, plan))
         return self._local(session)
-
-    def _psk_socket(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.bind((self.host, 0))
-            sock.listen(8)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
-
-    def _serve_psk(self, session: ChatSession, sock: socket.socket, psk: SecretBytes) -> None:
-        """Our own listener for this session (the answer is sent before anyone connects)."""
-        session.psk_port = int(sock.getsockname()[1])
-        context = psk_server_context(psk, keylog_filename=self.keylog_filename)
-        loop = asyncio.get_running_loop()
-
-        def accept() -> PskSecureChannel:
-            return PskSecureChannel(context, ChatLink(self, session), server_side=True)
-
-        async def serve() -> None:
-            session.psk_server = await loop.create_server(accept, sock=sock)
-
-        session.psk_server = None
-        task = asyncio.ensure_future(serve())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _local(self, session: ChatSession) -> SdpMsrpLocal:
         session_id = session.local.session_id or ""
@@ -344,49 +286,30 @@ class ChatRelay:
                 room.remove(session)
             if not room:
                 self._rooms.pop(session.conference, None)
-        if session.psk_server is not None:
-            session.psk_server.close()
-            session.psk_server = None
+        if session.psk_port and self.streams is not None:
+            self.streams.close_psk(session.local.session_id or "")
         link = session.link
         session.link = None
         if link is not None:
             link.sessions.discard(session.local.session_id or "")
-            if not link.sessions and link.channel is not None:
-                link.channel.close()
+            if not link.sessions:
+                link.close()
 
     async def _connect(self, session: ChatSession, plan: SdpStreamPlan) -> None:
         """a=setup:active on our side: TLS client to the participant (CEMA address)."""
-        assert plan.msrp is not None
+        assert plan.msrp is not None and self.streams is not None
         link = ChatLink(self, session if plan.psk is not None else None)
-        opened = asyncio.get_running_loop().create_future()
-
-        def verify(der: bytes) -> bool:
-            ok = session.certificate_matches(der)
-            if not opened.done():
-                opened.set_result(ok)
-            return ok
-
-        def channel() -> asyncio.Protocol:
-            if plan.psk is None:
-                return SecureChannel(self._context, link, verify, server_side=False)
-            context = psk_client_context(plan.psk, keylog_filename=self.keylog_filename)
-            return PskSecureChannel(context, _Opened(link, opened), server_side=False)
-
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(10):
-                await loop.create_connection(
-                    channel, plan.msrp.connect_host, plan.msrp.connect_port
-                )
-                if not await opened:
-                    return
-        except (OSError, TimeoutError, SSL.Error) as exc:
-            logger.info("MSRP connect to %s failed: %s", session.identity, exc)
+        channel = await self.streams.connect(
+            plan.msrp.connect_host, plan.msrp.connect_port, link.driver,
+            verifier=session.certificate_matches if plan.psk is None else None, psk=plan.psk,
+        )  # fmt: skip
+        if channel is None:
+            logger.info("MSRP connect to %s failed", session.identity)
             return
         session.link = link
         link.sessions.add(session.local.session_id or "")
         link.msrp.bind(session.local, session.remote_path)
-        link.msrp.send_bind(session.local, loop.time())
+        link.msrp.send_bind(session.local, asyncio.get_running_loop().time())
         link.flush()
 
     # -- the switch -------------------------------------------------------------
@@ -394,16 +317,16 @@ class ChatRelay:
     def pump(self, link: ChatLink) -> None:
         """Handle the events of ``link``'s MSRP connection, then flush every link."""
         touched = {link}
-        while (event := link.msrp.next_event()) is not None:
+        for event in link.driver.events():
             if isinstance(event, MsrpMessageReceived):
                 touched |= self._on_message(event)
             elif isinstance(event, MsrpNicknameRequested):
                 self._on_nickname(link, event)
             elif isinstance(event, MsrpDeliveryFailed):
                 touched |= self._on_failed(event)
-            elif isinstance(event, MsrpConnectionFailed) and link.channel is not None:
+            elif isinstance(event, MsrpConnectionFailed):
                 link.flush()
-                link.channel.close()
+                link.close()
         for each in touched:
             each.flush()
 
@@ -521,26 +444,6 @@ class ChatRelay:
         if not taken:
             session.nickname = event.nickname
         link.msrp.respond(event.transaction_id, event.local, 425 if taken else 200)
-
-
-class _Opened:
-    """Wraps a link to resolve ``opened`` when a TLS-PSK client handshake ends."""
-
-    def __init__(self, link: ChatLink, opened: asyncio.Future[bool]) -> None:
-        self.link, self.opened = link, opened
-
-    def channel_open(self, channel: Any) -> None:
-        self.link.channel_open(channel)
-        if not self.opened.done():
-            self.opened.set_result(True)
-
-    def channel_data(self, channel: Any, data: bytes) -> None:
-        self.link.channel_data(channel, data)
-
-    def channel_closed(self, channel: Any, reason: str | None) -> None:
-        self.link.channel_closed(channel, reason)
-        if not self.opened.done():
-            self.opened.set_result(False)
 
 
 def _slice(

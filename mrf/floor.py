@@ -8,7 +8,7 @@ the audio line; the participant a User ID) and the focus writes ``a=confid``,
 ``a=userid``, ``a=floorid`` and our fingerprint into the answer.  One TLS
 listener (``bfcp.port``) serves every participant:
 
-1. the TLS handshake (:mod:`mrf.secure_channel`, shared with MSRP) completes
+1. the TLS handshake (:mod:`mrf.stream_service`, shared with MSRP) completes
    only when the client's certificate matches the SDP ``a=fingerprint`` of a
    participant still waiting for its connection; otherwise the connection is
    closed before a BFCP byte is read (no BFCP answer at all);
@@ -22,54 +22,53 @@ listener (``bfcp.port``) serves every participant:
 
 A participant who leaves (``close``, or a ``ParticipantLeft`` event) loses its
 floor requests and granted floors.  When the offer is ``a=setup:passive`` the
-focus connects (TLS client) to the offer's address.  The TLS context is made by
-``context_factory`` (certificate + fingerprint by default).
+focus connects (TLS client) to the offer's address.
 
 **TLS-PSK sessions** (MIKEY-TICKET, TS 33.328 Annex H; ``plan.psk`` set): the
 PSK identity is empty (Annex H.2), so a shared listener could not tell whose
 key to use.  Such a session gets its own listener on an ephemeral port (the
 answer's m-line port, no fingerprint), served by
-:class:`mrf.secure_channel.PskSecureChannel` with that session's TEK; the
+:class:`mrf.stream_service.SecureStreamService` with that session's TEK; the
 connection is bound to that session before its first BFCP byte (a handshake
 with another key fails) and its first message must carry the session's
 Conference ID and User ID (Error 5 otherwise).  With ``a=setup:passive`` in
 the offer the focus connects as TLS-PSK client.
+
+Sockets, TLS and timers are the shared secure-stream layer's
+(:mod:`mrf.stream_service`, :mod:`mrf.stream`): this module brings only the
+BFCP core per connection and the floor control server that handles its events.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from OpenSSL import SSL
-
 from focus.events import FocusEvent, ParticipantLeft
-from focus.sdp.attributes import SdpFingerprint
+from focus.sdp.attributes import SdpFingerprint, fingerprints_match
 from focus.sdp.bfcp import CONFERENCE_AUDIO_LABEL, SdpBfcpLocal, SdpBfcpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
-from focus.sdp.secret import SecretBytes
 from mrf.bfcp.codes import BfcpErrorCode as E
 from mrf.bfcp.codes import BfcpRequestStatus
 from mrf.bfcp.connection import BfcpConnection, BfcpRole, error_message
-from mrf.bfcp.events import BfcpConnectionFailed, BfcpMessageRefused, BfcpRequestReceived
+from mrf.bfcp.events import (
+    BfcpConnectionFailed,
+    BfcpEvent,
+    BfcpMessageRefused,
+    BfcpRequestReceived,
+)
 from mrf.bfcp.floor import MAX_FLOORS, BfcpFloorConfig
 from mrf.bfcp.message import BfcpMessage
 from mrf.bfcp.server import BfcpFloorServer, BfcpOutgoing
 from mrf.connection_cap import SourceCap
-from mrf.secure_channel import (
-    PskSecureChannel,
-    SecureChannel,
-    fingerprint_matches,
-    make_context,
-)
+from mrf.stream import ByteStream, StreamDriver
+from mrf.stream_service import SecureStreamService
 from mrf.tls import certificate_der
-from mrf.tls_psk import psk_client_context, psk_server_context
+from mrf.tls_engine import make_context
 
 logger = logging.getLogger(__name__)
 
@@ -89,12 +88,11 @@ class FloorSession:
     fingerprints: tuple[SdpFingerprint, ...]
     local: SdpBfcpLocal
     link: FloorLink | None = None
-    psk_server: asyncio.Server | None = None  # TLS-PSK: this session's own listener
+    psk: bool = False  # TLS-PSK: this session has its own listener
 
     def certificate_matches(self, der: bytes) -> bool:
-        """RFC 8122 §5 with the shared rule of :func:`mrf.secure_channel.fingerprint_matches`."""
-        values = [(f.hash_func, ":".join(f"{b:02X}" for b in f.value)) for f in self.fingerprints]
-        return fingerprint_matches(der, values)
+        """RFC 8122 §5, the one rule of :func:`focus.sdp.attributes.fingerprints_match`."""
+        return fingerprints_match(der, self.fingerprints)
 
     @property
     def key(self) -> tuple[int, int]:
@@ -102,32 +100,39 @@ class FloorSession:
 
 
 class FloorLink:
-    """One TLS connection carrying BFCP: the channel app around a BfcpConnection."""
+    """One connection carrying BFCP: a BfcpConnection run by a :class:`StreamDriver`."""
 
     def __init__(self, control: FloorControl, psk_session: FloorSession | None = None) -> None:
         self.control = control
-        self.channel: SecureChannel | PskSecureChannel | None = None
         self.bfcp = BfcpConnection(BfcpRole.SERVER)
+        self.driver: StreamDriver[BfcpEvent] = StreamDriver(self.bfcp, self)
         self.session: FloorSession | None = None
         self.psk_session = psk_session  # a TLS-PSK link serves this session only
 
-    def channel_open(self, channel: SecureChannel | PskSecureChannel) -> None:
-        self.channel = channel
+    @property
+    def channel(self) -> ByteStream | None:
+        return self.driver.channel
+
+    # -- StreamHandler ---------------------------------------------------------------
+
+    def stream_open(self, driver: StreamDriver[BfcpEvent]) -> None:
+        channel = driver.channel
+        assert channel is not None
         logger.info(
             "BFCP TLS from %s: %s %s", channel.peer_address, channel.version, channel.cipher
         )
 
-    def channel_data(self, channel: SecureChannel, data: bytes) -> None:
-        self.bfcp.receive_data(data, asyncio.get_running_loop().time())
+    def stream_events(self, driver: StreamDriver[BfcpEvent]) -> None:
         self.control.pump(self)
 
-    def channel_closed(self, channel: SecureChannel, reason: str | None) -> None:
+    def stream_closed(self, driver: StreamDriver[BfcpEvent], reason: str | None) -> None:
         self.control.unbind(self)
 
     def flush(self) -> None:
-        data = self.bfcp.data_to_send()
-        if data and self.channel is not None:
-            self.channel.write(data)
+        self.driver.flush()
+
+    def close(self) -> None:
+        self.driver.close()
 
 
 @dataclass(slots=True)
@@ -144,11 +149,8 @@ class FloorControl:
     server: BfcpFloorServer = field(default_factory=lambda: BfcpFloorServer(BfcpFloorConfig()))
     port: int = 0
     sessions: dict[tuple[int, int], FloorSession] = field(default_factory=dict)
-    context_factory: Callable[[], SSL.Context] | None = None  # e.g. a TLS-PSK context (issue 7)
     source_cap: SourceCap = field(default_factory=SourceCap)  # connections per address
-    _context: Any = None
-    _server: asyncio.Server | None = None
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    streams: SecureStreamService | None = None  # sockets and TLS: made by listen()
     _unsubscribe: Callable[[], None] | None = None
     _floor_listeners: list[Callable[[], None]] = field(default_factory=list)
     _offered: dict[str, SdpBfcpLocal] = field(default_factory=dict)  # dial-out, by call ID
@@ -172,13 +174,14 @@ class FloorControl:
 
     async def listen(self, port: int) -> int:
         """Start the TLS listener; returns the bound port."""
-        factory = self.context_factory or (
-            lambda: make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
+        context = make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
+        self.streams = SecureStreamService(
+            "BFCP", self.host, context, source_cap=self.source_cap,
+            keylog_filename=self.keylog_filename,
+        )  # fmt: skip
+        self.port = await self.streams.listen(
+            port, lambda: FloorLink(self).driver, self._any_waiting
         )
-        self._context = factory()
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self.source_cap.wrap(self._accept), self.host, port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
     def attach(self, focus: Any) -> None:
@@ -190,9 +193,6 @@ class FloorControl:
         if isinstance(event, ParticipantLeft):
             self._drop_call(event.call_id)
 
-    def _accept(self) -> SecureChannel:
-        return SecureChannel(self._context, FloorLink(self), self._any_waiting, server_side=True)
-
     def _any_waiting(self, der: bytes) -> bool:
         """Before any BFCP byte: the certificate must belong to a participant of ours."""
         return any(s.certificate_matches(der) for s in self.sessions.values() if s.link is None)
@@ -202,11 +202,8 @@ class FloorControl:
             self._unsubscribe()
         for session in list(self.sessions.values()):
             self._drop(session)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self.streams is not None:
+            await self.streams.close()
 
     # -- FloorService ---------------------------------------------------------------
 
@@ -232,7 +229,7 @@ class FloorControl:
         return conference_id, self.server.add_user(conference_id, call.participant, chair=chair)
 
     def open(self, call: Any, plan: SdpStreamPlan) -> SdpBfcpLocal:
-        assert plan.bfcp is not None
+        assert plan.bfcp is not None and self.streams is not None, "listen() first"
         existing = next((s for s in self.sessions.values() if s.call_id == call.call_id), None)
         if existing is not None:  # re-INVITE: same user, new fingerprints
             existing.fingerprints = plan.bfcp.remote_fingerprints
@@ -252,15 +249,16 @@ class FloorControl:
             plan.bfcp.remote_fingerprints, local,
         )  # fmt: skip
         if plan.psk is not None and not plan.bfcp.we_connect:
-            sock = self._psk_socket()
-            session.local = local = dataclasses.replace(local, port=sock.getsockname()[1])
-            self._serve_psk(session, sock, plan.psk)
+            # this session's own TLS-PSK listener (the answer goes out before anyone connects)
+            port = self.streams.listen_psk(
+                session.key, plan.psk, lambda: FloorLink(self, session).driver
+            )
+            session.local = local = dataclasses.replace(local, port=port)
+            session.psk = True
         self.sessions[session.key] = session
         logger.info("BFCP user %d in conference %d: %s", user_id, conference_id, call.participant)
         if plan.bfcp.we_connect:
-            task = asyncio.ensure_future(self._connect(session, plan))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.streams.spawn(self._connect(session, plan))
         return local
 
     def close(self, call: Any) -> None:
@@ -273,87 +271,43 @@ class FloorControl:
         for session in [s for s in self.sessions.values() if s.call_id == call_id]:
             self._drop(session)
 
-    def _psk_socket(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.bind((self.host, 0))
-            sock.listen(4)
-            sock.setblocking(False)
-        except OSError:
-            sock.close()
-            raise
-        return sock
-
-    def _serve_psk(self, session: FloorSession, sock: socket.socket, psk: SecretBytes) -> None:
-        """This session's own TLS-PSK listener (the answer goes out before anyone connects)."""
-        context = psk_server_context(psk, keylog_filename=self.keylog_filename)
-        loop = asyncio.get_running_loop()
-
-        def accept() -> PskSecureChannel:
-            return PskSecureChannel(context, FloorLink(self, session), server_side=True)
-
-        async def serve() -> None:
-            server = await loop.create_server(accept, sock=sock)
-            if self.sessions.get(session.key) is session:
-                session.psk_server = server
-            else:  # dropped meanwhile
-                server.close()
-
-        task = asyncio.ensure_future(serve())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     def _drop(self, session: FloorSession) -> None:
         """Release on leave: the server ends its requests and notifies the others."""
         self.sessions.pop(session.key, None)
-        if session.psk_server is not None:
-            session.psk_server.close()
-            session.psk_server = None
+        if session.psk and self.streams is not None:
+            self.streams.close_psk(session.key)
         self.deliver(self.server.remove_user(*session.key))
         link, session.link = session.link, None
         if link is not None:
             link.session = None
             link.flush()
-            if link.channel is not None:
-                link.channel.close()
+            link.close()
 
     async def _connect(self, session: FloorSession, plan: SdpStreamPlan) -> None:
         """a=setup:active on our side: TLS client to the participant (RFC 4145, decision (d))."""
-        assert plan.bfcp is not None
+        assert plan.bfcp is not None and self.streams is not None
         link = FloorLink(self, session if plan.psk is not None else None)
-        loop = asyncio.get_running_loop()
-
-        def channel() -> asyncio.Protocol:
-            if plan.psk is None:
-                return SecureChannel(
-                    self._context, link, session.certificate_matches, server_side=False
-                )
-            context = psk_client_context(plan.psk, keylog_filename=self.keylog_filename)
-            return PskSecureChannel(context, link, server_side=False)
-
-        try:
-            async with asyncio.timeout(10):
-                await loop.create_connection(
-                    channel, plan.bfcp.connect_host, plan.bfcp.connect_port
-                )
-        except (OSError, TimeoutError, SSL.Error) as exc:
-            logger.info("BFCP connect to %s failed: %s", session.identity, exc)
+        channel = await self.streams.connect(
+            plan.bfcp.connect_host, plan.bfcp.connect_port, link.driver,
+            verifier=session.certificate_matches if plan.psk is None else None, psk=plan.psk,
+        )  # fmt: skip
+        if channel is None:
+            logger.info("BFCP connect to %s failed", session.identity)
 
     # -- messages ---------------------------------------------------------------------
 
     def pump(self, link: FloorLink) -> None:
         """Handle the events of ``link``'s connection, then flush every touched link."""
         touched = {link}
-        while (event := link.bfcp.next_event()) is not None:
+        for event in link.driver.events():
             if isinstance(event, BfcpRequestReceived):
                 touched |= self._on_request(link, event.message)
             elif isinstance(event, BfcpMessageRefused):
                 logger.info("BFCP message refused (Error %d): %s", event.code, event.reason)
-            elif isinstance(event, BfcpConnectionFailed) and link.channel is not None:
+            elif isinstance(event, BfcpConnectionFailed):
                 logger.info("BFCP connection failed: %s", event.reason)
                 link.flush()
-                link.channel.close()
+                link.close()
         for each in touched:
             each.flush()
 

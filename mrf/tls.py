@@ -34,7 +34,9 @@ CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
 VALIDITY = datetime.timedelta(days=3650)
 EXPIRY_WARNING = datetime.timedelta(days=30)  # a warning at start when less is left
-TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+# The one cipher policy of every certificate TLS listener and client (SIP, MSRP, BFCP):
+# forward-secret (ECDHE) AEAD suites; the exclusions name what must never appear.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL:!EXPORT:!SHA1"
 # RFC 8122 §5 hash-func names (IANA "Hash Function Textual Names"); MD2/MD5 are forbidden.
 FINGERPRINT_HASHES = {
     "sha-1": "sha1",

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -34,6 +35,7 @@ from focus.sdp.session import (
 )
 
 __all__ = [
+    "FINGERPRINT_HASHES",
     "SdesKeyParam",
     "SdpCrypto",
     "SdpDirection",
@@ -47,6 +49,7 @@ __all__ = [
     "cryptos",
     "direction",
     "fingerprints",
+    "fingerprints_match",
     "fmtps",
     "key_mgmts",
     "ptime",
@@ -155,7 +158,8 @@ _HASH_SIZES = {
     "sha-384": 48,
     "sha-512": 64,
 }
-_USABLE_HASHES = {"sha-1", "sha-224", "sha-256", "sha-384", "sha-512"}
+# The hashes the one fingerprint rule (``fingerprints_match``) counts: SHA-256 or stronger.
+FINGERPRINT_HASHES = frozenset({"sha-256", "sha-384", "sha-512"})
 _HEX_PAIR_RE = re.compile(r"[0-9A-Fa-f]{2}")
 
 
@@ -187,18 +191,39 @@ class SdpFingerprint:
 
     @property
     def usable(self) -> bool:
-        """False for md2/md5 (RFC 8122 §5: MUST NOT be used) and unknown functions."""
-        return self.hash_func in _USABLE_HASHES
-
-    def matches(self, der: bytes) -> bool:
-        """Constant-time check of a DER certificate against this fingerprint."""
-        if not self.usable:
-            return False
-        digest = hashlib.new(self.hash_func.replace("-", ""), der).digest()
-        return hmac.compare_digest(digest, self.value)
+        """True for the hashes :func:`fingerprints_match` counts (SHA-256 or stronger);
+        False for md2/md5 (RFC 8122 §5: MUST NOT be used), SHA-1, SHA-224 and unknown ones."""
+        return self.hash_func in FINGERPRINT_HASHES
 
     def __str__(self) -> str:
         return f"{self.hash_func.upper()} " + ":".join(f"{b:02X}" for b in self.value)
+
+
+def fingerprints_match(der: bytes, offered: Iterable[SdpFingerprint]) -> bool:
+    """The one certificate-to-SDP rule of MSRP, BFCP and DTLS-SRTP (RFC 8122 §5).
+
+    Of the peer's ``a=fingerprint`` lines only those of a hash we count are
+    used (SHA-256, SHA-384, SHA-512: :attr:`SdpFingerprint.usable`); weaker or
+    unknown ones are ignored.  With none left nothing matches.  Otherwise,
+    **for every counted hash the peer offered**, the certificate's digest must
+    equal one of the values given with that hash (several values of one hash:
+    several certificates, RFC 8122 §5).  This is stricter than §5's minimum
+    (only the most preferred hash's set): a peer that lists a wrong SHA-256
+    next to a right SHA-512 is refused.  Every digest is compared in constant
+    time (``hmac.compare_digest``) and every value is compared, match or not.
+    """
+    by_hash: dict[str, list[bytes]] = {}
+    for fingerprint in offered:
+        if fingerprint.usable:
+            by_hash.setdefault(fingerprint.hash_func, []).append(fingerprint.value)
+    if not by_hash:
+        return False
+    verdict = True
+    for hash_func, values in by_hash.items():
+        digest = hashlib.new(hash_func.replace("-", ""), der).digest()
+        hits = [hmac.compare_digest(digest, value) for value in values]
+        verdict &= any(hits)
+    return verdict
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,7 +59,6 @@ __all__ = [
 TLS_PROTO = "TCP/TLS/BFCP"
 TCP_PROTO = "TCP/BFCP"
 BFCP_PROTOS = frozenset({TLS_PROTO, TCP_PROTO, "TCP/DTLS/BFCP", "UDP/BFCP", "UDP/TLS/BFCP"})
-_STRONG = frozenset({"sha-256", "sha-384", "sha-512"})
 CONFERENCE_AUDIO_LABEL = "audio"  # a=floorid's mstrm when the session has no audio
 _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,64}$")
 
@@ -141,7 +140,7 @@ def plan_bfcp(
         raise BfcpRejected("plain TCP/BFCP refused: the policy requires TLS")
     _check_floorctrl(media)
     _check_version(media)
-    prints = tuple(f for f in fingerprints(media, offer) if f.hash_func in _STRONG)
+    prints = tuple(f for f in fingerprints(media, offer) if f.usable)
     if psk and not secure:
         raise BfcpRejected("a TLS crypto session keys a TCP/BFCP line without TLS")
     if secure and not psk and not policy.fingerprint:

@@ -5,7 +5,8 @@ An audio m-line on ``UDP/TLS/RTP/SAVP`` or ``UDP/TLS/RTP/SAVPF`` (RFC 5764
 offer and picks our DTLS role; ``dtls_answer_attributes`` writes ours.
 
 - The offer needs at least one usable ``a=fingerprint`` (media level, else
-  session level; sha-1 or stronger, RFC 8122 §5): the peer's certificate is
+  session level; SHA-256 or stronger, the one rule of
+  ``focus.sdp.attributes.fingerprints_match``, RFC 8122 §5): the peer's certificate is
   checked against them once the handshake is done (RFC 5763 §5).  Without one
   the stream is refused.
 - ``a=setup`` (RFC 4145 §4, RFC 5763 §5): ``actpass`` → we are ``active``

@@ -45,7 +45,6 @@ __all__ = [
 TLS_PROTO = "TCP/TLS/MSRP"
 TCP_PROTO = "TCP/MSRP"
 DISCARD_PORT = 9  # an active endpoint's m= port (RFC 4145 §4, RFC 6135 §4.1)
-_STRONG = frozenset({"sha-256", "sha-384", "sha-512"})
 _PATH_URI = re.compile(
     r"^msrps?://(?:[^@/;]*@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})/[^;\s]+;\S+$"
 )
@@ -119,7 +118,7 @@ def plan_msrp(
         raise MsrpRejected("plain TCP/MSRP refused: the policy requires TLS")
     _check_accept_types(media)
     path = _path(media, secure)
-    prints = tuple(f for f in fingerprints(media, offer) if f.hash_func in _STRONG)
+    prints = tuple(f for f in fingerprints(media, offer) if f.usable)
     if secure and not psk and not policy.fingerprint:
         raise MsrpRejected("a=fingerprint (TCP/TLS/MSRP) not accepted by this conference's policy")
     if secure and not prints and not psk:

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from OpenSSL import SSL
 
-from focus.sdp.attributes import SdpFingerprint
+from focus.sdp.attributes import SdpFingerprint, fingerprints_match
 from focus.sdp.secret import SecretBytes
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class RtpDtlsSession:
         if depth != 0:
             return True
         der = cert.to_cryptography().public_bytes(serialization.Encoding.DER)
-        if any(f.matches(der) for f in self._fingerprints):
+        if fingerprints_match(der, self._fingerprints):
             return True
         self._mismatch = True
         return False

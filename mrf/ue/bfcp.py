@@ -4,7 +4,7 @@
 ``a=setup:active``, ``a=floorctrl:c-only``, ``a=bfcpver:1`` and our
 fingerprint.  After the answer it connects to the focus, checks the focus's
 certificate against the answer's ``a=fingerprint`` (RFC 8122, shared code in
-:mod:`mrf.secure_channel`).  With ``setup="passive"`` (``mrf ue --setup
+:mod:`mrf.tls_engine`).  With ``setup="passive"`` (``mrf ue --setup
 passive``) it offers the port it listens on with ``a=setup:passive`` instead,
 the focus connects as TLS client and the same check applies once the answer
 is known (the focus may connect before its 200 OK arrives).  Then it sends
@@ -13,7 +13,7 @@ with FloorQuery (RFC 8855 §13.5), using the ``a=confid`` / ``a=userid`` the
 focus assigned.  With ``psk`` set (``mrf ue --mikey --bfcp``: the TEK of the
 BFCP line's MIKEY-TICKET crypto session of Prot type TLS, TS 33.328 Annex H)
 the line carries no fingerprint and the connection is TLS-PSK
-(:class:`mrf.secure_channel.PskSecureChannel`): the key authenticates both
+(:class:`mrf.tls_engine.PskTlsEngine`): the key authenticates both
 sides, no certificate is checked.  Commands: :meth:`request`, :meth:`release`,
 :meth:`chair` (accept, deny, revoke), :meth:`query_user`.
 
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from focus.sdp.attributes import SdpFingerprint, SdpSetup
+from focus.sdp.attributes import SdpFingerprint, SdpSetup, fingerprints_match
 from focus.sdp.bfcp import SdpBfcpAnswer, bfcp_offer_media, parse_bfcp_answer
 from focus.sdp.session import SdpMedia, SdpRemoteError, SdpSession
 from mrf.bfcp.attribute import BfcpAttribute, BfcpErrorValue, BfcpGroup, BfcpStatus
@@ -50,8 +50,10 @@ from mrf.bfcp.events import (
     BfcpTransactionTimedOut,
 )
 from mrf.bfcp.message import BfcpMessage
-from mrf.secure_channel import PskSecureChannel, SecureChannel, make_context
+from mrf.secure_channel import SecureChannel
+from mrf.stream import ByteStream
 from mrf.tls import certificate_der
+from mrf.tls_engine import CertificateTlsEngine, PskTlsEngine, make_context
 from mrf.tls_psk import psk_client_context, psk_server_context
 
 __all__ = ["UeFloor"]
@@ -89,7 +91,7 @@ class UeFloor:
         self.fingerprint = SdpFingerprint.from_certificate(der)
         self.bfcp = BfcpConnection(BfcpRole.CLIENT)
         self.answer: SdpBfcpAnswer | None = None
-        self.channel: SecureChannel | PskSecureChannel | None = None
+        self.channel: ByteStream | None = None
         self.psk: bytes | None = None  # TLS-PSK from MIKEY-TICKET (set before start)
         self._keylog = keylog_filename
         self.ready = asyncio.Event()
@@ -117,17 +119,19 @@ class UeFloor:
         port = int(self._server.sockets[0].getsockname()[1])
         return bfcp_offer_media(port, self.fingerprint, setup_role=SdpSetup.PASSIVE)
 
-    def _accept(self) -> SecureChannel | PskSecureChannel:
+    def _accept(self) -> SecureChannel:
         if self.psk is not None:  # a handshake before the answer gave us the PSK fails
             context = psk_server_context(lambda _: self.psk, keylog_filename=self._keylog)
-            return PskSecureChannel(context, self, server_side=True)
-        return SecureChannel(self.context, self, self._verify, server_side=True)
+            return SecureChannel(PskTlsEngine(context, server_side=True), self)
+        engine = CertificateTlsEngine(self.context, self._verify, server_side=True)
+        return SecureChannel(engine, self)
 
-    def _connect(self) -> SecureChannel | PskSecureChannel:
+    def _connect(self) -> SecureChannel:
         if self.psk is not None:
             context = psk_client_context(self.psk, keylog_filename=self._keylog)
-            return PskSecureChannel(context, self, server_side=False)
-        return SecureChannel(self.context, self, self._verify, server_side=False)
+            return SecureChannel(PskTlsEngine(context, server_side=False), self)
+        engine = CertificateTlsEngine(self.context, self._verify, server_side=False)
+        return SecureChannel(engine, self)
 
     async def start(self, answer: SdpSession, media: SdpMedia) -> None:
         """Act on the answer: connect to the focus, or check the one that connected to us."""
@@ -145,11 +149,11 @@ class UeFloor:
         if self.answer is None and self.setup == "passive":
             return True  # the answer is still on its way: checked in _greet
         prints = self.answer.fingerprints if self.answer else ()
-        return any(f.matches(der) for f in prints)
+        return fingerprints_match(der, prints)
 
-    # -- SecureChannelApp ---------------------------------------------------------
+    # -- StreamApp ---------------------------------------------------------
 
-    def channel_open(self, channel: SecureChannel | PskSecureChannel) -> None:
+    def channel_open(self, channel: ByteStream) -> None:
         if self.channel is not None and self.channel is not channel:
             channel.close()  # one BFCP connection per session (RFC 8856 §6)
             return
@@ -157,14 +161,14 @@ class UeFloor:
         if self.answer is not None:
             self._greet(channel)
 
-    def _greet(self, channel: SecureChannel | PskSecureChannel) -> None:
+    def _greet(self, channel: ByteStream) -> None:
         """The channel is up and the answer known: check the focus, then Hello + FloorQuery."""
         assert self.answer is not None
         if self._greeted:
             return
         der = channel.peer_certificate or b""
-        psk = isinstance(channel, PskSecureChannel)
-        if not psk and not any(f.matches(der) for f in self.answer.fingerprints):
+        psk = self.psk is not None
+        if not psk and not fingerprints_match(der, self.answer.fingerprints):
             self.emit({"event": "error", "detail": "focus certificate != a=fingerprint"})
             channel.close()
             return
@@ -181,11 +185,11 @@ class UeFloor:
         floors = tuple(BfcpAttribute(T.FLOOR_ID, f) for f, _ in self.answer.floors)
         self._send(P.FLOOR_QUERY, floors)
 
-    def channel_data(self, channel: SecureChannel, data: bytes) -> None:
+    def channel_data(self, channel: ByteStream, data: bytes) -> None:
         self.bfcp.receive_data(data, asyncio.get_running_loop().time())
         self._events()
 
-    def channel_closed(self, channel: SecureChannel, reason: str | None) -> None:
+    def channel_closed(self, channel: ByteStream, reason: str | None) -> None:
         if self.channel is not None and self.channel is not channel:
             return  # a second connection we refused
         self.channel = None

@@ -5,7 +5,7 @@
 After the answer it connects to the focus (``a=setup:passive`` in the answer,
 at the c=/m= address under CEMA, RFC 6714) or waits for the focus to connect
 (``active``), checks the focus's certificate against the answer's
-``a=fingerprint`` (RFC 8122; :mod:`mrf.secure_channel`) and binds the session
+``a=fingerprint`` (RFC 8122; :mod:`mrf.tls_engine`) and binds the session
 with a bodiless SEND (§7.1).  Messages go out as ``message/cpim`` (RFC 7701
 §6.1) in chunks; received CPIM messages become ``chat`` events.
 """
@@ -19,7 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from focus.sdp.attributes import SdpFingerprint, SdpSetup, fingerprints, setup
+from focus.sdp.attributes import (
+    SdpFingerprint,
+    SdpSetup,
+    fingerprints,
+    fingerprints_match,
+    setup,
+)
 from focus.sdp.msrp import SdpMsrpLocal, msrp_offer_media
 from focus.sdp.session import SdpMedia, SdpSession
 from focus.sip.message import SipError
@@ -35,13 +41,10 @@ from mrf.msrp.events import (
     MsrpReportReceived,
 )
 from mrf.msrp.uri import MsrpUri, parse_path
-from mrf.secure_channel import (
-    PskSecureChannel,
-    SecureChannel,
-    fingerprint_matches,
-    make_context,
-)
+from mrf.secure_channel import SecureChannel
+from mrf.stream import ByteStream
 from mrf.tls import certificate_der
+from mrf.tls_engine import CertificateTlsEngine, PskTlsEngine, make_context
 from mrf.tls_psk import psk_client_context, psk_server_context
 
 type Emit = Callable[[dict[str, Any]], None]
@@ -73,7 +76,7 @@ class UeChat:
         self.port = 0
         self.local: MsrpUri | None = None
         self.room: str = ""
-        self.channel: SecureChannel | PskSecureChannel | None = None
+        self.channel: ByteStream | None = None
         self.psk: bytes | None = None  # TLS-PSK from MIKEY-TICKET (mrf.ue.mikey): no certificates
         self.keylog_filename = keylog_filename
         self.ready = asyncio.Event()
@@ -91,21 +94,22 @@ class UeChat:
         self.local = MsrpUri.parse(local.path)
         return msrp_offer_media(local, setup_role=SdpSetup.ACTPASS)
 
-    def _accept(self) -> SecureChannel | PskSecureChannel:
+    def _accept(self) -> SecureChannel:
         if self.psk is not None:
             context = psk_server_context(self.psk, keylog_filename=self.keylog_filename)
-            return PskSecureChannel(context, self, server_side=True)
-        return SecureChannel(self.context, self, self._verify, server_side=True)
+            return SecureChannel(PskTlsEngine(context, server_side=True), self)
+        engine = CertificateTlsEngine(self.context, self._verify, server_side=True)
+        return SecureChannel(engine, self)
 
-    def _connect(self) -> SecureChannel | PskSecureChannel:
+    def _connect(self) -> SecureChannel:
         if self.psk is not None:
             context = psk_client_context(self.psk, keylog_filename=self.keylog_filename)
-            return PskSecureChannel(context, self, server_side=False)
-        return SecureChannel(self.context, self, self._verify, server_side=False)
+            return SecureChannel(PskTlsEngine(context, server_side=False), self)
+        engine = CertificateTlsEngine(self.context, self._verify, server_side=False)
+        return SecureChannel(engine, self)
 
     def _verify(self, der: bytes) -> bool:
-        prints = [(f.hash_func, ":".join(f"{b:02X}" for b in f.value)) for f in self._expected]
-        ok = fingerprint_matches(der, prints)
+        ok = fingerprints_match(der, self._expected)
         if not ok:
             self.emit({"event": "error", "detail": "focus certificate != a=fingerprint"})
         return ok
@@ -129,21 +133,21 @@ class UeChat:
         loop = asyncio.get_running_loop()
         await loop.create_connection(self._connect, host, port)
 
-    # -- SecureChannelApp --------------------------------------------------------
+    # -- StreamApp --------------------------------------------------------
 
-    def channel_open(self, channel: SecureChannel) -> None:
+    def channel_open(self, channel: ByteStream) -> None:
         self.channel = channel
         if not channel.server_side and self.local is not None:
             self.msrp.send_bind(self.local, asyncio.get_running_loop().time())
             self.flush()
         self.ready.set()
 
-    def channel_data(self, channel: SecureChannel, data: bytes) -> None:
+    def channel_data(self, channel: ByteStream, data: bytes) -> None:
         self.msrp.receive_data(data, asyncio.get_running_loop().time())
         self._events()
         self.flush()
 
-    def channel_closed(self, channel: SecureChannel, reason: str | None) -> None:
+    def channel_closed(self, channel: ByteStream, reason: str | None) -> None:
         if reason:
             self.emit({"event": "error", "detail": f"MSRP connection closed: {reason}"})
         self.closed.set()

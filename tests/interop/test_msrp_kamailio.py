@@ -4,7 +4,7 @@ kamailio (``tests/peers/kamailio/msrp-echo.cfg``) parses every frame and answers
 NICKNAME with 200 only when the frame is well formed (a wrong end-line gets
 no answer at all).  The frames come from :class:`mrf.msrp.connection.MsrpConnection`,
 the core the focus and ``mrf ue`` use, over plain TCP and over TLS through
-:class:`mrf.secure_channel.SecureChannel` (which checks kamailio's
+:class:`mrf.secure_channel.SecureChannel` (whose engine checks kamailio's
 certificate against its fingerprint, as it would an SDP ``a=fingerprint``).
 """
 
@@ -21,12 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from focus.sdp.attributes import SdpFingerprint, fingerprints_match
 from mrf.msrp.connection import MsrpConfig, MsrpConnection
 from mrf.msrp.cpim import CPIM_TYPE, CpimMessage
 from mrf.msrp.events import MsrpDeliveryFailed, MsrpEvent, MsrpMessageDelivered
 from mrf.msrp.uri import MsrpUri
-from mrf.secure_channel import SecureChannel, fingerprint_matches, make_context
+from mrf.secure_channel import SecureChannel
 from mrf.tls import certificate_der, ensure_certificate
+from mrf.tls_engine import CertificateTlsEngine, make_context
 from tests.peers import render, write_certificate
 
 from .harness import Artifacts, BackgroundProcess, clean_env, free_port, tail, wait_for
@@ -170,15 +172,15 @@ def test_kamailio_answers_our_frames_over_tcp(kamailio: KamailioMsrp) -> None:
 
 def test_kamailio_answers_our_frames_over_tls(kamailio: KamailioMsrp, tmp_path: Path) -> None:
     der = certificate_der(kamailio.cert.read_bytes())
-    expected = [("sha-256", ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest()))]
+    expected = [SdpFingerprint("sha-256", hashlib.sha256(der).digest())]
 
     async def scenario() -> tuple[Client, list[str], str]:
         client = Client(kamailio.tls_port, "msrps", chunk_size=8192)
         context = make_context(*ensure_certificate(tmp_path))
         loop = asyncio.get_running_loop()
         await loop.create_connection(
-            lambda: SecureChannel(context, client, lambda d: fingerprint_matches(d, expected),
-                                  server_side=False),
+            lambda: SecureChannel(CertificateTlsEngine(
+                context, lambda d: fingerprints_match(d, expected), server_side=False), client),
             "127.0.0.1", kamailio.tls_port,
         )  # fmt: skip
         async with asyncio.timeout(10):

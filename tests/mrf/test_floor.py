@@ -187,7 +187,8 @@ async def _the_focus_refuses_a_passive_participant_with_another_certificate(
     other = _fingerprint(ensure_certificate(tmp_path / "other")[0])
     start = await _join(control, alice, await alice.ue.listen(), fingerprint=other)
     await start()
-    await until(lambda: not control._tasks)  # the focus's connect attempt ended
+    streams = control.streams
+    await until(lambda: streams is not None and not streams.busy)  # the connect attempt ended
     await asyncio.sleep(0)
     session = next(iter(control.sessions.values()))
     assert session.link is None and not alice.ue.ready.is_set()

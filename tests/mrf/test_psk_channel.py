@@ -1,10 +1,11 @@
-"""PskSecureChannel: TLS-PSK on memory BIOs under asyncio (mrf.secure_channel, decision (d))."""
+"""PskTlsEngine under SecureChannel: TLS-PSK on memory BIOs under asyncio (decision (d))."""
 
 from __future__ import annotations
 
 import asyncio
 
-from mrf.secure_channel import PskSecureChannel
+from mrf.secure_channel import SecureChannel
+from mrf.tls_engine import PskTlsEngine
 from mrf.tls_psk import psk_client_context, psk_server_context
 
 
@@ -15,27 +16,29 @@ class App:
         self.data = b""
         self.reason: str | None = None
 
-    def channel_open(self, channel: PskSecureChannel) -> None:
+    def channel_open(self, channel: SecureChannel) -> None:
         self.opened.set()
 
-    def channel_data(self, channel: PskSecureChannel, data: bytes) -> None:
+    def channel_data(self, channel: SecureChannel, data: bytes) -> None:
         self.data += data
 
-    def channel_closed(self, channel: PskSecureChannel, reason: str | None) -> None:
+    def channel_closed(self, channel: SecureChannel, reason: str | None) -> None:
         self.reason = reason
         self.closed.set()
 
 
-async def pair(server_key: bytes, client_key: bytes) -> tuple[App, App, PskSecureChannel]:
+async def pair(server_key: bytes, client_key: bytes) -> tuple[App, App, SecureChannel]:
     server_app, client_app = App(), App()
     context = psk_server_context(server_key)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: PskSecureChannel(context, server_app, server_side=True), "127.0.0.1", 0
+        lambda: SecureChannel(PskTlsEngine(context, server_side=True), server_app), "127.0.0.1", 0
     )
     port = server.sockets[0].getsockname()[1]
     _, channel = await loop.create_connection(
-        lambda: PskSecureChannel(psk_client_context(client_key), client_app, server_side=False),
+        lambda: SecureChannel(
+            PskTlsEngine(psk_client_context(client_key), server_side=False), client_app
+        ),
         "127.0.0.1", port,
     )  # fmt: skip
     server.close()

@@ -1,4 +1,5 @@
-"""TLS channels authenticated by SDP fingerprints (mrf.secure_channel), in memory.
+"""TLS channels authenticated by SDP fingerprints (mrf.secure_channel over
+mrf.tls_engine.CertificateTlsEngine), in memory.
 
 Two :class:`SecureChannel` protocols are joined by an in-memory transport pair
 on a real event loop (no sockets): both TLS roles, the RFC 8122 fingerprint
@@ -17,8 +18,21 @@ from typing import Any
 import pytest
 from OpenSSL import SSL
 
-from mrf.secure_channel import SecureChannel, fingerprint_matches, make_context
+from focus.sdp.attributes import SdpFingerprint, fingerprints_match
+from mrf.secure_channel import SecureChannel
 from mrf.tls import certificate_der, ensure_certificate
+from mrf.tls_engine import CertificateTlsEngine, make_context
+
+
+def cert_channel(
+    context: SSL.Context, app: App, verify: Callable[[bytes], bool], *, server_side: bool
+) -> SecureChannel:
+    return SecureChannel(CertificateTlsEngine(context, verify, server_side=server_side), app)
+
+
+def fingerprint_matches(der: bytes, prints: list[tuple[str, str]]) -> bool:
+    """The one rule (focus.sdp.attributes.fingerprints_match) on ``(hash, hex)`` pairs."""
+    return fingerprints_match(der, [SdpFingerprint.parse(f"{h} {v}") for h, v in prints])
 
 
 def colon_hex(digest: bytes) -> str:
@@ -103,8 +117,8 @@ async def _run_pair(
     server_sends: bytes = b"",
 ) -> tuple[SecureChannel, SecureChannel, App, App, MemoryTransport, MemoryTransport]:
     server_app, client_app = App(), App()
-    server = SecureChannel(server_ctx, server_app, server_verify, server_side=True)
-    client = SecureChannel(client_ctx, client_app, client_verify, server_side=False)
+    server = cert_channel(server_ctx, server_app, server_verify, server_side=True)
+    client = cert_channel(client_ctx, client_app, client_verify, server_side=False)
     to_client, to_server = MemoryTransport(), MemoryTransport()
     to_client.protocol, to_client.peer = server, client  # the server's transport
     to_server.protocol, to_server.peer = client, server  # the client's transport
@@ -165,24 +179,31 @@ def test_fingerprint_hashes(certs: dict[str, tuple[Path, Path]], hash_name: str)
     assert not fingerprint_matches(der_of(certs["eve"]), [(hash_name, colon_hex(digest))])
 
 
-def test_several_fingerprints_strongest_hash_decides(certs: dict[str, tuple[Path, Path]]) -> None:
+def test_several_fingerprints_every_offered_hash_must_match(
+    certs: dict[str, tuple[Path, Path]],
+) -> None:
     der, other = der_of(certs["ue"]), der_of(certs["eve"])
     good256 = ("sha-256", colon_hex(hashlib.sha256(der).digest()))
     good512 = ("sha-512", colon_hex(hashlib.sha512(der).digest()))
     other256 = ("sha-256", colon_hex(hashlib.sha256(other).digest()))
     other512 = ("sha-512", colon_hex(hashlib.sha512(other).digest()))
-    # one of several certificates (RFC 8122 §5: any fingerprint of the strongest hash)
+    # one of several certificates (RFC 8122 §5: any value of a hash may be the one)
     assert fingerprint_matches(der, [other256, good256])
-    assert fingerprint_matches(der, [other512, good512, other256])
-    # the strongest hash present decides: a SHA-256 match does not rescue a SHA-512 miss
+    assert fingerprint_matches(der, [other512, good512, other256, good256])
+    # every counted hash offered must match: a SHA-256 match does not rescue a SHA-512
+    # miss, nor the other way round (stricter than RFC 8122 §5's most-preferred-hash rule)
     assert not fingerprint_matches(der, [good256, other512])
-    # hashes weaker than SHA-256 are ignored, an empty list never matches
+    assert not fingerprint_matches(der, [other512, good512, other256])
+    # hashes weaker than SHA-256 are ignored (a wrong SHA-1 does not refuse), an empty
+    # list never matches
     sha1 = ("sha-1", colon_hex(hashlib.sha1(der).digest()))
     md5 = ("md5", colon_hex(hashlib.md5(der).digest()))
     assert not fingerprint_matches(der, [sha1, md5])
     assert fingerprint_matches(der, [sha1, good256])
+    wrong_sha1 = ("sha-1", colon_hex(hashlib.sha1(other).digest()))
+    assert fingerprint_matches(der, [wrong_sha1, good256])
     assert not fingerprint_matches(der, [])
-    assert not fingerprint_matches(der, [("sha-256", "00:11")])
+    assert not fingerprint_matches(der, [("sha-256", colon_hex(bytes(32)))])
 
 
 @pytest.mark.parametrize("bad_side", ["server", "client"])
@@ -288,8 +309,8 @@ def test_handshake_timeout(certs: dict[str, tuple[Path, Path]], monkeypatch: Any
 
     async def scenario() -> App:
         app = App()
-        channel = SecureChannel(make_context(*certs["focus"]), app, lambda der: True,
-                                server_side=True)  # fmt: skip
+        channel = cert_channel(make_context(*certs["focus"]), app, lambda der: True,
+                               server_side=True)  # fmt: skip
         transport = MemoryTransport()
         transport.protocol = channel
         channel.connection_made(transport)
@@ -303,8 +324,8 @@ def test_handshake_timeout(certs: dict[str, tuple[Path, Path]], monkeypatch: Any
 def test_garbage_instead_of_tls(certs: dict[str, tuple[Path, Path]]) -> None:
     async def scenario() -> App:
         app = App()
-        channel = SecureChannel(make_context(*certs["focus"]), app, lambda der: True,
-                                server_side=True)  # fmt: skip
+        channel = cert_channel(make_context(*certs["focus"]), app, lambda der: True,
+                               server_side=True)  # fmt: skip
         transport = MemoryTransport()
         transport.protocol = channel
         channel.connection_made(transport)

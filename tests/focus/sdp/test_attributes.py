@@ -22,6 +22,7 @@ from focus.sdp.attributes import (
     cryptos,
     direction,
     fingerprints,
+    fingerprints_match,
     fmtps,
     key_mgmts,
     ptime,
@@ -244,10 +245,12 @@ def test_fingerprint_match_and_weak_hashes() -> None:
     der = b"0\x82\x01\x0afake-der-certificate"
     fp = SdpFingerprint.from_certificate(der)
     assert SdpFingerprint.parse(str(fp)) == fp
-    assert fp.matches(der) and not fp.matches(der + b"x")
+    assert fingerprints_match(der, [fp]) and not fingerprints_match(der + b"x", [fp])
     md5 = SdpFingerprint.parse("md5 " + ":".join(f"{b:02X}" for b in hashlib.md5(der).digest()))
     assert not md5.usable
-    assert not md5.matches(der)  # RFC 8122 §5: MUST NOT use MD5
+    assert not fingerprints_match(der, [md5])  # RFC 8122 §5: MUST NOT use MD5
+    sha1 = SdpFingerprint("sha-1", hashlib.sha1(der).digest())
+    assert not sha1.usable and not fingerprints_match(der, [sha1])  # below SHA-256
     assert not SdpFingerprint.parse("MD2 " + ":".join(["00"] * 16)).usable
     assert not SdpFingerprint.parse("x-hash 01:02").usable
     assert SdpFingerprint.parse("sha-1 " + ":".join(["ab"] * 20)).value == b"\xab" * 20
