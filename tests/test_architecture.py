@@ -1,9 +1,14 @@
 """The dependency direction of docs/architecture.md, checked by walking the imports.
 
-* sans-I/O cores (focus/sip, focus/sdp) import only the stdlib, ``cryptography``
-  and other cores: no asyncio, no sockets, no database, no services;
+* sans-I/O cores (SIP, SDP, MIKEY, MSRP, BFCP and the notifier's conference-info,
+  KEK, S/MIME and subscription cores) import only the stdlib, ``cryptography``
+  (``asn1crypto`` for CMS) and other cores: no asyncio, no sockets, no ssl, no
+  clock (``time``, ``datetime.now``), no database, no services or adapters;
+* the secure-stream layer's TLS engines (mrf/tls_engine.py) are free of asyncio
+  and sockets too: the adapter (mrf/secure_channel.py) is the only asyncio part;
 * nothing imports ``web``;
-* ``focus`` never imports ``mrf`` (the media plane is injected into the focus).
+* ``focus`` never imports ``mrf`` (the media plane is injected into the focus);
+* the cores and the secure-stream layer never import the services above them.
 """
 
 from __future__ import annotations
@@ -13,9 +18,23 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CORES = ("focus/sip", "focus/sdp", "mrf/bfcp")
-CORE_ALLOWED_THIRD_PARTY = {"cryptography"}
-CORE_FORBIDDEN_STDLIB = {"asyncio", "socket", "selectors", "ssl", "sqlite3", "threading"}
+CORES = (
+    "focus/sip",
+    "focus/sdp",
+    "focus/mikey",
+    "mrf/msrp",
+    "mrf/bfcp",
+    "notify/conference_info.py",
+    "notify/kek.py",
+    "notify/smime.py",
+    "notify/subscription.py",
+)
+CORE_ALLOWED_THIRD_PARTY = {"cryptography", "asn1crypto"}
+CORE_FORBIDDEN_STDLIB = {
+    "asyncio", "socket", "selectors", "ssl", "sqlite3", "threading", "time", "subprocess",
+}  # fmt: skip
+CORE_FORBIDDEN_THIRD_PARTY = {"sqlmodel", "sqlalchemy", "OpenSSL", "starlette", "uvicorn"}
+CLOCK_CALLS = {"now", "utcnow", "today", "monotonic", "perf_counter"}
 # the sans-I/O transaction layer and dialogs are cores too, transport.py is the adapter
 CORE_EXCEPTIONS: set[str] = set()
 
@@ -32,23 +51,93 @@ def imports_of(path: Path) -> set[str]:
 
 
 def python_files(*packages: str) -> list[Path]:
-    return sorted(p for package in packages for p in (ROOT / package).rglob("*.py"))
+    found: list[Path] = []
+    for package in packages:
+        path = ROOT / package
+        found.extend([path] if path.suffix == ".py" else path.rglob("*.py"))
+    return sorted(found)
 
 
-def test_cores_import_only_stdlib_cryptography_and_cores() -> None:
-    core_packages = {c.replace("/", ".") for c in CORES}
+def _module(entry: str) -> str:
+    return entry.removesuffix(".py").replace("/", ".")
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
+def core_offenders(paths: list[Path], cores: tuple[str, ...]) -> list[str]:
+    core_modules = {_module(c) for c in cores}
     offenders = []
-    for path in python_files(*CORES):
+    for path in paths:
         for name in imports_of(path):
             top = name.split(".")[0]
-            if any(name == c or name.startswith(c + ".") for c in core_packages):
+            if any(name == c or name.startswith(c + ".") for c in core_modules):
                 continue
-            if top in CORE_FORBIDDEN_STDLIB:
-                offenders.append(f"{path.relative_to(ROOT)}: {name} (I/O in a sans-I/O core)")
+            if top in CORE_FORBIDDEN_STDLIB or top in CORE_FORBIDDEN_THIRD_PARTY:
+                offenders.append(f"{_rel(path)}: {name} (I/O in a sans-I/O core)")
             elif top in sys.stdlib_module_names or top in CORE_ALLOWED_THIRD_PARTY:
                 continue
             else:
-                offenders.append(f"{path.relative_to(ROOT)}: {name}")
+                offenders.append(f"{_rel(path)}: {name} (not a core)")
+        offenders.extend(f"{_rel(path)}: {call}" for call in clock_calls(path))
+    return offenders
+
+
+def clock_calls(path: Path) -> list[str]:
+    """Calls that read a clock (``datetime.now()``, ``loop.time()``...): cores take ``now``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            name = node.func.attr
+            if name in CLOCK_CALLS or (name == "time" and not node.args):
+                found.append(f"line {node.lineno}: .{name}() (a clock in a sans-I/O core)")
+    return found
+
+
+def test_cores_import_only_stdlib_cryptography_and_cores() -> None:
+    assert core_offenders(python_files(*CORES), CORES) == []
+
+
+def test_the_core_check_catches_io_clock_and_services(tmp_path: Path) -> None:
+    """Guard against a vacuous pass: a core with each forbidden thing is reported."""
+    bad = tmp_path / "bad_core.py"
+    bad.write_text(
+        "import asyncio\nimport ssl\nfrom focus.service import FocusService\n"
+        "from sqlmodel import Session\nimport datetime\nstamp = datetime.datetime.now()\n",
+        encoding="utf-8",
+    )
+    found = "\n".join(core_offenders([bad], CORES))
+    for expected in ("asyncio", "ssl", "focus.service", "sqlmodel", ".now()"):
+        assert expected in found, found
+
+
+STREAM_LAYER_PURE = ("mrf/tls_engine.py",)
+
+
+def test_tls_engines_have_no_asyncio_or_sockets() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in python_files(*STREAM_LAYER_PURE)
+        for name in imports_of(path)
+        if name.split(".")[0] in {"asyncio", "socket", "selectors"}
+    ]
+    assert offenders == []
+
+
+# the layers above the secure-stream layer; it and the cores never import them
+SERVICES = ("mrf.chat", "mrf.floor", "mrf.server", "mrf.ue", "focus.service", "notify.service")
+STREAM_LAYER = ("mrf/stream.py", "mrf/secure_channel.py", "mrf/stream_service.py")
+
+
+def test_the_stream_layer_does_not_import_its_services() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in python_files(*STREAM_LAYER, *STREAM_LAYER_PURE)
+        for name in imports_of(path)
+        if any(name == s or name.startswith(s + ".") for s in SERVICES)
+    ]
     assert offenders == []
 
 

@@ -88,10 +88,6 @@ class SessionStore:
     def delete(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
 
-    def drop_account(self, account_id: int) -> None:
-        for key in [k for k, s in self._sessions.items() if s.account_id == account_id]:
-            del self._sessions[key]
-
 
 def set_session_cookie(response: Response, request: Request, session: WebSession) -> None:
     response.set_cookie(

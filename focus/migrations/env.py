@@ -8,8 +8,9 @@ the same engine (and the same in-memory SQLite database) as the store.
 from __future__ import annotations
 
 from alembic import context
+from sqlmodel import SQLModel
 
-from focus.tables import SQLModel
+import focus.tables  # noqa: F401  (defines the tables on SQLModel.metadata)
 
 connection = context.config.attributes.get("connection")
 if connection is None:

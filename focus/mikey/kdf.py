@@ -133,17 +133,6 @@ def ticket_message_keys(
     return _message_keys(prf_func, inkey, tail, encr_alg, mac_alg)
 
 
-def rfc3830_tek(
-    prf_func: int, tgk: bytes, cs_id: int, csb_id: int, rand: bytes, length: int, salt_length: int
-) -> tuple[bytes, bytes]:
-    """RFC 3830 §4.1.3: ``(TEK, salt)`` with label ``const || CS ID || CSB ID || RAND``."""
-    tail = bytes([cs_id]) + _u32(csb_id) + rand
-    return (
-        prf(prf_func, tgk, _u32(TEK_CONST) + tail, length),
-        prf(prf_func, tgk, _u32(SALT_CONST_TGK) + tail, salt_length),
-    )
-
-
 def ticket_tek(
     prf_func: int,
     tgk: bytes,
@@ -174,12 +163,6 @@ def fork_key(prf_func: int, key: bytes, const: int, id_data: bytes, rand_kms: by
         + len(id_data).to_bytes(2) + id_data + bytes([len(rand_kms)]) + rand_kms
     )  # fmt: skip
     return prf(prf_func, key, label, len(key))
-
-
-def vr_auth_key(prf_func: int, mpk_r: bytes, mac_alg: int) -> bytes:
-    """RFC 6043 §6.10: auth key of Vr in the Initiator Data, from the unforked MPKr."""
-    label = _u32(AUTH_CONST) + b"\xff" + _u32(ALL_CS) + b"\x04"
-    return prf(prf_func, mpk_r, label, MAC_LENGTHS[MikeyMacAlg(mac_alg)])
 
 
 def ticket_protection_keys(
