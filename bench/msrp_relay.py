@@ -51,11 +51,7 @@ from mrf.chat import start_chat_relay  # noqa: E402
 from mrf.msrp.cpim import CPIM_TYPE, CpimMessage  # noqa: E402
 from mrf.msrp.message import MsrpRequest, new_ident  # noqa: E402
 from mrf.msrp.uri import MsrpUri  # noqa: E402
-from mrf.tls import (  # noqa: E402
-    TLS12_CIPHERS,  # noqa: E402
-    certificate_der,
-    ensure_certificate,
-)
+from mrf.tls import TLS12_CIPHERS, certificate_der, ensure_certificate  # noqa: E402
 
 ROOM = "sip:bench@127.0.0.1"
 _SEND_HEAD = re.compile(rb"MSRP (\S+) SEND\r\nTo-Path: (\S+)\r\nFrom-Path: (\S+)\r\n")

@@ -89,14 +89,22 @@ class StreamDriver[E]:
     # -- StreamApp -------------------------------------------------------------------
 
     def channel_open(self, channel: ByteStream) -> None:
+        if self.channel is not None and self.channel is not channel:
+            channel.close()  # one stream per core: a second connection is refused
+            return
         self.channel = channel
         self.handler.stream_open(self)
 
     def channel_data(self, channel: ByteStream, data: bytes) -> None:
+        if channel is not self.channel:
+            return
         self.core.receive_data(data, asyncio.get_running_loop().time())
         self.handler.stream_events(self)
 
     def channel_closed(self, channel: ByteStream, reason: str | None) -> None:
+        if self.channel is not None and channel is not self.channel:
+            return  # a second connection we refused
+        self.channel = None  # (None already: it failed before it opened, e.g. its handshake)
         self._cancel_timer()
         self.handler.stream_closed(self, reason)
 
@@ -121,6 +129,8 @@ class StreamDriver[E]:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
     def close(self) -> None:
+        """Stop the timer and close the stream (the handler hears of it in ``stream_closed``)."""
+        self._cancel_timer()
         if self.channel is not None:
             self.channel.close()
 

@@ -44,6 +44,7 @@ from mrf.bfcp.connection import BfcpConnection, BfcpRole
 from mrf.bfcp.errors import BfcpLocalError
 from mrf.bfcp.events import (
     BfcpConnectionFailed,
+    BfcpEvent,
     BfcpMessageRefused,
     BfcpNotificationReceived,
     BfcpResponseReceived,
@@ -51,7 +52,7 @@ from mrf.bfcp.events import (
 )
 from mrf.bfcp.message import BfcpMessage
 from mrf.secure_channel import SecureChannel
-from mrf.stream import ByteStream
+from mrf.stream import ByteStream, StreamDriver
 from mrf.tls import certificate_der
 from mrf.tls_engine import CertificateTlsEngine, PskTlsEngine, make_context
 from mrf.tls_psk import psk_client_context, psk_server_context
@@ -90,16 +91,19 @@ class UeFloor:
         der = certificate_der((advertised_cert or cert).read_bytes())
         self.fingerprint = SdpFingerprint.from_certificate(der)
         self.bfcp = BfcpConnection(BfcpRole.CLIENT)
+        self.driver: StreamDriver[BfcpEvent] = StreamDriver(self.bfcp, self)
         self.answer: SdpBfcpAnswer | None = None
-        self.channel: ByteStream | None = None
         self.psk: bytes | None = None  # TLS-PSK from MIKEY-TICKET (set before start)
         self._keylog = keylog_filename
         self.ready = asyncio.Event()
         self.closed = asyncio.Event()
         self.mine: dict[int, str] = {}  # our floor request IDs -> last status
-        self._timer: asyncio.TimerHandle | None = None
         self._server: asyncio.Server | None = None
         self._greeted = False
+
+    @property
+    def channel(self) -> ByteStream | None:
+        return self.driver.channel
 
     def offer_media(self) -> SdpMedia:
         """The offer's BFCP line: we connect (a=setup:active, port 9, RFC 4145 §4)."""
@@ -122,16 +126,16 @@ class UeFloor:
     def _accept(self) -> SecureChannel:
         if self.psk is not None:  # a handshake before the answer gave us the PSK fails
             context = psk_server_context(lambda _: self.psk, keylog_filename=self._keylog)
-            return SecureChannel(PskTlsEngine(context, server_side=True), self)
+            return SecureChannel(PskTlsEngine(context, server_side=True), self.driver)
         engine = CertificateTlsEngine(self.context, self._verify, server_side=True)
-        return SecureChannel(engine, self)
+        return SecureChannel(engine, self.driver)
 
     def _connect(self) -> SecureChannel:
         if self.psk is not None:
             context = psk_client_context(self.psk, keylog_filename=self._keylog)
-            return SecureChannel(PskTlsEngine(context, server_side=False), self)
+            return SecureChannel(PskTlsEngine(context, server_side=False), self.driver)
         engine = CertificateTlsEngine(self.context, self._verify, server_side=False)
-        return SecureChannel(engine, self)
+        return SecureChannel(engine, self.driver)
 
     async def start(self, answer: SdpSession, media: SdpMedia) -> None:
         """Act on the answer: connect to the focus, or check the one that connected to us."""
@@ -153,13 +157,10 @@ class UeFloor:
 
     # -- StreamApp ---------------------------------------------------------
 
-    def channel_open(self, channel: ByteStream) -> None:
-        if self.channel is not None and self.channel is not channel:
-            channel.close()  # one BFCP connection per session (RFC 8856 §6)
-            return
-        self.channel = channel
-        if self.answer is not None:
-            self._greet(channel)
+    def stream_open(self, driver: StreamDriver[BfcpEvent]) -> None:
+        # the driver refuses a second connection: one per session (RFC 8856 §6)
+        if self.answer is not None and driver.channel is not None:
+            self._greet(driver.channel)
 
     def _greet(self, channel: ByteStream) -> None:
         """The channel is up and the answer known: check the focus, then Hello + FloorQuery."""
@@ -185,14 +186,10 @@ class UeFloor:
         floors = tuple(BfcpAttribute(T.FLOOR_ID, f) for f, _ in self.answer.floors)
         self._send(P.FLOOR_QUERY, floors)
 
-    def channel_data(self, channel: ByteStream, data: bytes) -> None:
-        self.bfcp.receive_data(data, asyncio.get_running_loop().time())
+    def stream_events(self, driver: StreamDriver[BfcpEvent]) -> None:
         self._events()
 
-    def channel_closed(self, channel: ByteStream, reason: str | None) -> None:
-        if self.channel is not None and self.channel is not channel:
-            return  # a second connection we refused
-        self.channel = None
+    def stream_closed(self, driver: StreamDriver[BfcpEvent], reason: str | None) -> None:
         self.closed.set()
         self.emit({"event": "floor", "status": "closed", "reason": reason})
 
@@ -252,25 +249,12 @@ class UeFloor:
         self._flush()
 
     def _flush(self) -> None:
-        data = self.bfcp.data_to_send()
-        if data and self.channel is not None:
-            self.channel.write(data)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        deadline = self.bfcp.get_timer()
-        if deadline is not None:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.bfcp.handle_timer(asyncio.get_running_loop().time())
-        self._events()
+        self.driver.flush()
 
     # -- events -------------------------------------------------------------------
 
     def _events(self) -> None:
-        while (event := self.bfcp.next_event()) is not None:
+        for event in self.driver.events():
             if isinstance(event, BfcpResponseReceived):
                 self._message(event.message, notification=False)
             elif isinstance(event, BfcpNotificationReceived):
@@ -280,8 +264,8 @@ class UeFloor:
                 self.emit({"event": "floor", "status": "timeout", "request": name})
             elif isinstance(event, BfcpMessageRefused):
                 self.emit({"event": "floor", "status": "malformed", "detail": event.reason})
-            elif isinstance(event, BfcpConnectionFailed) and self.channel is not None:
-                self.channel.close()
+            elif isinstance(event, BfcpConnectionFailed):
+                self.driver.close()
         self._flush()
 
     def _message(self, message: BfcpMessage, *, notification: bool) -> None:
@@ -340,10 +324,7 @@ class UeFloor:
         }  # fmt: skip
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.channel is not None:
-            self.channel.close()
+        self.driver.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -36,13 +36,14 @@ from mrf.msrp.errors import MsrpError
 from mrf.msrp.events import (
     MsrpConnectionFailed,
     MsrpDeliveryFailed,
+    MsrpEvent,
     MsrpMessageDelivered,
     MsrpMessageReceived,
     MsrpReportReceived,
 )
 from mrf.msrp.uri import MsrpUri, parse_path
 from mrf.secure_channel import SecureChannel
-from mrf.stream import ByteStream
+from mrf.stream import ByteStream, StreamDriver
 from mrf.tls import certificate_der
 from mrf.tls_engine import CertificateTlsEngine, PskTlsEngine, make_context
 from mrf.tls_psk import psk_client_context, psk_server_context
@@ -73,17 +74,20 @@ class UeChat:
         self.fingerprint = SdpFingerprint.from_certificate(der)
         self.session_id = secrets.token_urlsafe(18)
         self.msrp = MsrpConnection(MsrpConfig(chunk_size=chunk_size))
+        self.driver: StreamDriver[MsrpEvent] = StreamDriver(self.msrp, self)
         self.port = 0
         self.local: MsrpUri | None = None
         self.room: str = ""
-        self.channel: ByteStream | None = None
         self.psk: bytes | None = None  # TLS-PSK from MIKEY-TICKET (mrf.ue.mikey): no certificates
         self.keylog_filename = keylog_filename
         self.ready = asyncio.Event()
         self.closed = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._expected: tuple[SdpFingerprint, ...] = ()
-        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def channel(self) -> ByteStream | None:
+        return self.driver.channel
 
     async def listen(self) -> SdpMedia:
         """Open our listener and return the offer's m=message line."""
@@ -97,16 +101,16 @@ class UeChat:
     def _accept(self) -> SecureChannel:
         if self.psk is not None:
             context = psk_server_context(self.psk, keylog_filename=self.keylog_filename)
-            return SecureChannel(PskTlsEngine(context, server_side=True), self)
+            return SecureChannel(PskTlsEngine(context, server_side=True), self.driver)
         engine = CertificateTlsEngine(self.context, self._verify, server_side=True)
-        return SecureChannel(engine, self)
+        return SecureChannel(engine, self.driver)
 
     def _connect(self) -> SecureChannel:
         if self.psk is not None:
             context = psk_client_context(self.psk, keylog_filename=self.keylog_filename)
-            return SecureChannel(PskTlsEngine(context, server_side=False), self)
+            return SecureChannel(PskTlsEngine(context, server_side=False), self.driver)
         engine = CertificateTlsEngine(self.context, self._verify, server_side=False)
-        return SecureChannel(engine, self)
+        return SecureChannel(engine, self.driver)
 
     def _verify(self, der: bytes) -> bool:
         ok = fingerprints_match(der, self._expected)
@@ -133,21 +137,20 @@ class UeChat:
         loop = asyncio.get_running_loop()
         await loop.create_connection(self._connect, host, port)
 
-    # -- StreamApp --------------------------------------------------------
+    # -- StreamHandler --------------------------------------------------------------
 
-    def channel_open(self, channel: ByteStream) -> None:
-        self.channel = channel
-        if not channel.server_side and self.local is not None:
+    def stream_open(self, driver: StreamDriver[MsrpEvent]) -> None:
+        channel = driver.channel
+        if channel is not None and not channel.server_side and self.local is not None:
             self.msrp.send_bind(self.local, asyncio.get_running_loop().time())
             self.flush()
         self.ready.set()
 
-    def channel_data(self, channel: ByteStream, data: bytes) -> None:
-        self.msrp.receive_data(data, asyncio.get_running_loop().time())
+    def stream_events(self, driver: StreamDriver[MsrpEvent]) -> None:
         self._events()
         self.flush()
 
-    def channel_closed(self, channel: ByteStream, reason: str | None) -> None:
+    def stream_closed(self, driver: StreamDriver[MsrpEvent], reason: str | None) -> None:
         if reason:
             self.emit({"event": "error", "detail": f"MSRP connection closed: {reason}"})
         self.closed.set()
@@ -171,22 +174,10 @@ class UeChat:
         self.flush()
 
     def flush(self) -> None:
-        data = self.msrp.data_to_send()
-        if data and self.channel is not None:
-            self.channel.write(data)
-        if self._timer is not None:
-            self._timer.cancel()
-        deadline = self.msrp.get_timer()
-        if deadline is not None:
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self.msrp.handle_timer(asyncio.get_running_loop().time())
-        self._events()
-        self.flush()
+        self.driver.flush()
 
     def _events(self) -> None:
-        while (event := self.msrp.next_event()) is not None:
+        for event in self.driver.events():
             if isinstance(event, MsrpMessageReceived):
                 self._chat(event)
             elif isinstance(event, MsrpDeliveryFailed):
@@ -197,8 +188,8 @@ class UeChat:
                            "message_id": event.message_id})  # fmt: skip
             elif isinstance(event, MsrpMessageDelivered):
                 self.emit({"event": "sent", "message_id": event.message_id})
-            elif isinstance(event, MsrpConnectionFailed) and self.channel is not None:
-                self.channel.close()
+            elif isinstance(event, MsrpConnectionFailed):
+                self.driver.close()
 
     def _chat(self, event: MsrpMessageReceived) -> None:
         try:
@@ -224,10 +215,7 @@ class UeChat:
 
     async def close(self) -> None:
         self.closed.clear()  # our own close is not a lost connection
-        if self.channel is not None:
-            self.channel.close()
-        if self._timer is not None:
-            self._timer.cancel()
+        self.driver.close()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()

@@ -193,3 +193,27 @@ def test_driver_cancels_its_timer_when_the_stream_closes() -> None:
 
     core, handler = asyncio.run(scenario())
     assert core.fired == [] and handler.closed == ["gone"]
+
+
+def test_driver_runs_one_stream_and_refuses_a_second() -> None:
+    async def scenario() -> tuple[FakeChannel, FakeChannel, Handler, StreamDriver[str]]:
+        first, second, handler = FakeChannel(), FakeChannel(), Handler()
+        driver: StreamDriver[str] = StreamDriver(FakeCore(), handler)
+        driver.channel_open(first)
+        driver.channel_open(second)  # e.g. a second TCP connection to the same listener
+        driver.channel_data(second, b"intruder")
+        driver.channel_closed(second, None)
+        return first, second, handler, driver
+
+    first, second, handler, driver = asyncio.run(scenario())
+    assert second.closed and not first.closed
+    assert handler.opened == 1 and handler.seen == [] and handler.closed == []
+    assert driver.channel is first
+
+
+def test_driver_reports_a_stream_that_failed_before_it_opened() -> None:
+    """A handshake that fails (wrong fingerprint, wrong PSK) still reaches the handler."""
+    handler = Handler()
+    driver: StreamDriver[str] = StreamDriver(FakeCore(), handler)
+    driver.channel_closed(FakeChannel(), "peer certificate does not match")
+    assert handler.opened == 0 and handler.closed == ["peer certificate does not match"]
