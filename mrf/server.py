@@ -12,7 +12,8 @@ import asyncio
 import gc
 import logging
 import signal
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 
 from focus.dialout import DialOutConfig, FocusDialOut
 from focus.endpoint import SipEndpoint
@@ -25,7 +26,7 @@ from focus.sdp.sdes import SDES_SUITES
 from focus.service import FocusConfig, FocusService
 from focus.sip.dialog import uri_address
 from focus.sip.uri import SipUri
-from focus.store import ConferenceStore, StoreError
+from focus.store import ConferenceStore
 from mrf.chat import ChatRelay, start_chat_relay
 from mrf.floor import FloorControl, start_floor_control
 from mrf.rtp.conference import RtpMixerPool
@@ -56,6 +57,8 @@ class Server:
     floor: FloorControl | None = None  # BFCP floor control over TLS (mrf.floor)
     notify: NotifyService | None = None  # conference event package (notify.service)
     kms: KmsHttpServer | None = None  # the embedded KMS (None with an external kms.url)
+    # how to stop what start() started, last started first (contextlib.AsyncExitStack)
+    resources: AsyncExitStack = field(default_factory=AsyncExitStack)
 
     def listeners(self) -> dict[str, bool]:
         """Which listeners are up, for ``GET /api/health``."""
@@ -65,31 +68,20 @@ class Server:
         return up
 
     async def close(self) -> None:
-        if self.web is not None:
-            await self.web.close()
-        if self.kms is not None:
-            await self.kms.close()
-        if self.focus.dialout is not None:
-            await self.focus.dialout.close()
-        if self.notify is not None:
-            await self.notify.close(timeout=2.0)
-        await self.focus.shutdown(self.endpoint)
-        if self.chat is not None:
-            await self.chat.close_all()
-        if self.floor is not None:
-            await self.floor.close_all()
-        if self.mixers is not None:
-            self.mixers.close()
-        await self.endpoint.close()
-        self.media.close()
-        await self.media.wait_closed()
-        self.store.close()
+        """Stop everything, in the reverse order of :func:`start` (idempotent)."""
+        await self.resources.aclose()
 
 
 async def start(settings: Settings) -> Server:
     """Check the certificate, open the store, bind every listener.
 
     Raises ``OSError`` if a port is taken or the certificate pair is unusable.
+    Every resource is pushed on one :class:`contextlib.AsyncExitStack` as it is
+    made, so a start that fails part way closes exactly what it had opened, and
+    :meth:`Server.close` runs the same stack.  The pushes are ordered so that
+    the stack unwinds as the server stops: web, KMS, dial-outs, the notifier's
+    final NOTIFYs, BYE to every participant, chat, floor control, mixers, SIP
+    sockets, media, store.
     """
     for listener in settings.non_loopback_listeners():
         logger.warning("listening beyond loopback: %s (explicit setting)", listener)
@@ -98,74 +90,79 @@ async def start(settings: Settings) -> Server:
     except TlsError as exc:
         raise OSError(f"TLS certificate: {exc}") from exc
     tls_context = server_ssl_context(cert, key, keylog_filename=settings.tls.keylog_file)
-    store = ConferenceStore(settings.database_url)
-    store.create_all()
-    low, high = settings.media.rtp_ports
-    media = MediaPlane(settings.media.host, (low, high), max_streams=(high - low + 1) // 2)
-    config = FocusConfig(
-        domain=settings.sip.domain,
-        trusted_proxies=frozenset(settings.sip.trusted_proxies),
-        mki_suites=frozenset(name for name in SDES_SUITES if mki_supported(name)),
-        sdes_requires_tls=settings.sip.sdes_needs_protection,
-    )
-    focus = FocusService(store, media, config)
-    endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)
-    focus.attach(endpoint)
-    speakers = RtpSpeakerConfig(max_speakers=settings.mixer.max_speakers)
-    mixers = RtpMixerPool(focus, speakers=speakers)  # joins, hold/mute, leaves drive them
-    proxy = settings.sip.outbound_proxy
-    FocusDialOut(  # registers itself: focus.dialout, REFER handling
-        focus,
-        DialOutConfig(
-            ring_timeout=settings.sip.ring_timeout,
-            outbound_proxy=uri_address(SipUri.parse(proxy)) if proxy else None,
-        ),
-    )
-    notify = NotifyService(focus, notify_config(settings.notify))  # SUBSCRIBE/NOTIFY, conference
-    notify.start()
-    try:
-        focus.chat = chat = await start_chat_relay(
-            settings.media.host, settings.msrp.port, cert, key,
-            keylog_filename=settings.tls.keylog_file,
-        )  # fmt: skip
+    async with AsyncExitStack() as stack:
+        store = ConferenceStore(settings.database_url)
+        stack.callback(store.close)
+        store.create_all()
+        low, high = settings.media.rtp_ports
+        media = MediaPlane(settings.media.host, (low, high), max_streams=(high - low + 1) // 2)
+        stack.push_async_callback(_close_media, media)
+        config = FocusConfig(
+            domain=settings.sip.domain,
+            trusted_proxies=frozenset(settings.sip.trusted_proxies),
+            mki_suites=frozenset(name for name in SDES_SUITES if mki_supported(name)),
+            sdes_requires_tls=settings.sip.sdes_needs_protection,
+        )
+        focus = FocusService(store, media, config)
+        endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)
+        focus.attach(endpoint)
+        stack.push_async_callback(endpoint.close)
+        speakers = RtpSpeakerConfig(max_speakers=settings.mixer.max_speakers)
+        mixers = RtpMixerPool(focus, speakers=speakers)  # joins, hold/mute, leaves drive them
+        stack.callback(mixers.close)
+        proxy = settings.sip.outbound_proxy
+        dialout = FocusDialOut(  # registers itself: focus.dialout, REFER handling
+            focus,
+            DialOutConfig(
+                ring_timeout=settings.sip.ring_timeout,
+                outbound_proxy=uri_address(SipUri.parse(proxy)) if proxy else None,
+            ),
+        )
+        notify = NotifyService(focus, notify_config(settings.notify))  # SUBSCRIBE/NOTIFY
+        notify.start()  # before floor control: it hears the focus's events first, as before
         floor = await start_floor_control(
             settings.media.host, settings.bfcp.port, cert, key,
             keylog_filename=settings.tls.keylog_file, floors=settings.bfcp.floors,
         )  # fmt: skip
+        stack.push_async_callback(floor.close_all)
+        focus.chat = chat = await start_chat_relay(
+            settings.media.host, settings.msrp.port, cert, key,
+            keylog_filename=settings.tls.keylog_file,
+        )  # fmt: skip
+        stack.push_async_callback(chat.close_all)
         floor.attach(focus)  # BFCP lines in answers; release on ParticipantLeft
         notify.watch_floor(floor)  # floor grants and queues in conference-info
         mixers.watch_floor(floor)  # a floor holder is always among the mixed speakers
-    except OSError:
-        await endpoint.close()
-        store.close()
-        raise
-    logger.info("TLS certificate %s (%s)", cert, certificate_fingerprint(cert.read_bytes()))
-    logger.info(
-        "media plane %s ports %d-%d; conference URIs sip:<name>@%s",
-        settings.media.host, *settings.media.rtp_ports, settings.sip.domain,
-    )  # fmt: skip
-    server = Server(settings, store, media, focus, endpoint, mixers=mixers, notify=notify)
-    server.chat = chat
-    server.floor = floor
-    if settings.kms.serves_embedded:  # by default an external KMS URL disables it
-        kms_identity = f"sip:kms@{settings.sip.domain}".encode()
+        stack.push_async_callback(focus.shutdown, endpoint)  # BYE to everyone first
+        stack.push_async_callback(notify.close, 2.0)
+        stack.push_async_callback(dialout.close)
+        logger.info("TLS certificate %s (%s)", cert, certificate_fingerprint(cert.read_bytes()))
+        logger.info(
+            "media plane %s ports %d-%d; conference URIs sip:<name>@%s",
+            settings.media.host, *settings.media.rtp_ports, settings.sip.domain,
+        )  # fmt: skip
+        server = Server(
+            settings, store, media, focus, endpoint, mixers=mixers, notify=notify, chat=chat,
+            floor=floor,
+        )  # fmt: skip
+        if settings.kms.serves_embedded:  # by default an external KMS URL disables it
+            kms_identity = f"sip:kms@{settings.sip.domain}".encode()
+            try:
+                server.kms = await start_embedded_kms(
+                    settings.kms.url, settings.data_dir, identity=kms_identity
+                )
+            except (OSError, KmsKeysError) as exc:
+                raise OSError(f"embedded KMS: {exc}") from exc
+            stack.push_async_callback(server.kms.close)
         try:
-            server.kms = await start_embedded_kms(
-                settings.kms.url, settings.data_dir, identity=kms_identity
-            )
-        except (OSError, KmsKeysError) as exc:
-            await server.close()
-            raise OSError(f"embedded KMS: {exc}") from exc
-    try:
-        focus.mikey = mikey_responder(settings)
+            focus.mikey = mikey_responder(settings)
+        except KmsKeysError as exc:
+            raise OSError(str(exc)) from exc
         notify.key_exchange = NotifyMikeyExchange(  # MIKEY-TICKET in SUBSCRIBE (docs/notify.md)
             focus.mikey.kms_url, focus.mikey.credentials, focus.mikey.profile
         )
-    except KmsKeysError as exc:
-        await server.close()
-        raise OSError(str(exc)) from exc
-    try:
         server.web = await start_web(settings, server)
+        stack.push_async_callback(server.web.close)
         # SIP last: a call that arrives during the start gets the whole service
         # (chat, floor control, MIKEY), never an answer missing what is not wired yet
         sip = settings.sip
@@ -175,10 +172,13 @@ async def start(settings: Settings) -> Server:
             await endpoint.listen_tls(sip.host, sip.tls_port, tls_context),
         ):
             logger.info("SIP listening on %s %s:%d", address.transport, address.host, address.port)
-    except (OSError, StoreError):
-        await server.close()
-        raise
+        server.resources = stack.pop_all()  # started: the server owns them now
     return server
+
+
+async def _close_media(media: MediaPlane) -> None:
+    media.close()
+    await media.wait_closed()
 
 
 def mikey_responder(settings: Settings) -> MikeyFocusKeying:

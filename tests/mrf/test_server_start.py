@@ -1,5 +1,6 @@
 """``mrf serve`` opens its SIP ports last: a call arriving during the start gets the whole
-service, and a SIP port that is taken stops the start with every other listener closed."""
+service, and a SIP or MSRP port that is taken stops the start with everything it had
+opened closed again (the composition root's AsyncExitStack)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,25 @@ from typing import Any
 import pytest
 
 from focus.endpoint import SipEndpoint
+from focus.store import ConferenceStore
+from mrf.rtp.plane import MediaPlane
 from mrf.server import start
-from mrf.settings import KmsSettings, MediaSettings, Settings, SipSettings, WebSettings
+from mrf.settings import (
+    BfcpSettings,
+    KmsSettings,
+    MediaSettings,
+    MsrpSettings,
+    Settings,
+    SipSettings,
+    WebSettings,
+)
 
 
-def _settings(tmp_path: Path, sip_port: int = 0) -> Settings:
+def _settings(tmp_path: Path, sip_port: int = 0, msrp_port: int = 0) -> Settings:
     return Settings(
         data_dir=tmp_path / "var", database_url=f"sqlite:///{tmp_path}/mrf.db",
         sip=SipSettings(port=sip_port, tls_port=0), web=WebSettings(port=0),
+        msrp=MsrpSettings(port=msrp_port), bfcp=BfcpSettings(port=0),
         media=MediaSettings(rtp_ports=(31400, 31499)),
         kms=KmsSettings(url="http://127.0.0.1:9/kms"),  # external: no embedded KMS here
     )  # fmt: skip
@@ -64,3 +76,31 @@ def test_a_taken_sip_port_fails_the_start_and_closes_the_rest(tmp_path: Path) ->
             }
 
         asyncio.run(main())
+
+
+def test_a_taken_msrp_port_closes_what_the_start_had_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[str] = []
+    media_close, store_close = MediaPlane.close, ConferenceStore.close
+
+    def close_media(self: MediaPlane) -> None:
+        closed.append("media")
+        media_close(self)
+
+    def close_store(self: ConferenceStore) -> None:
+        closed.append("store")
+        store_close(self)
+
+    monkeypatch.setattr(MediaPlane, "close", close_media)
+    monkeypatch.setattr(ConferenceStore, "close", close_store)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+
+        async def main() -> None:
+            with pytest.raises(OSError):
+                await start(_settings(tmp_path, msrp_port=taken.getsockname()[1]))
+
+        asyncio.run(main())
+    assert "media" in closed and closed[-1] == "store"  # the media plane too, the store last
