@@ -170,3 +170,47 @@ def test_the_walker_sees_imports() -> None:
     """Guard against a vacuous pass: the walker finds known imports."""
     assert "focus.sip.message" in imports_of(ROOT / "focus" / "service.py")
     assert python_files(*CORES)
+
+
+MUTABLE_FACTORIES = {"list", "set", "dict", "deque", "bytearray", "OrderedDict", "defaultdict"}
+
+
+def module_state(path: Path) -> list[str]:
+    """Module-level mutable containers (tables are tuples, frozensets or read-only dicts
+    given as literals), ``global`` statements and fork hooks: state shared by every
+    connection of a core."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            value = node.value
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                continue
+            mutable = isinstance(value, ast.List | ast.Set | ast.ListComp | ast.SetComp) or (
+                isinstance(value, ast.Call)
+                and isinstance(value.func, ast.Name)
+                and value.func.id in MUTABLE_FACTORIES
+            )
+            if mutable:
+                found.append(f"{_rel(path)}:{node.lineno}: {ast.unparse(node)[:60]}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global):
+            found.append(f"{_rel(path)}:{node.lineno}: global {', '.join(node.names)}")
+        elif isinstance(node, ast.Attribute) and node.attr == "register_at_fork":
+            found.append(f"{_rel(path)}:{node.lineno}: os.register_at_fork")
+    return found
+
+
+def test_cores_hold_no_module_level_mutable_state() -> None:
+    assert [entry for path in python_files(*CORES) for entry in module_state(path)] == []
+
+
+def test_the_state_check_catches_a_pool_and_a_global(tmp_path: Path) -> None:
+    bad = tmp_path / "stateful.py"
+    bad.write_text(
+        "import os\n_pool: list[str] = []\n_last = [None]\n"
+        "os.register_at_fork(after_in_child=_pool.clear)\ndef f():\n    global _last\n",
+        encoding="utf-8",
+    )
+    assert len(module_state(bad)) == 4

@@ -359,7 +359,7 @@ def _split_lines(data: str | bytes) -> list[tuple[str, str]]:
     return pairs
 
 
-_SESSION_ONCE = {"o", "s", "i", "u", "c", "z", "k"}
+_SESSION_ONCE = frozenset({"o", "s", "i", "u", "c", "z", "k"})
 
 
 class _SdpParser:

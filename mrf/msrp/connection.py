@@ -49,11 +49,11 @@ from mrf.msrp.events import (
 )
 from mrf.msrp.message import (
     MsrpByteRange,
+    MsrpIdentPool,
     MsrpRequest,
     MsrpResponse,
     MsrpStatus,
     is_ident,
-    new_ident,
 )
 from mrf.msrp.parser import MsrpStreamParser
 from mrf.msrp.reassembly import MsrpMemoryStorage, MsrpReassembly, MsrpStorage
@@ -97,7 +97,6 @@ _CANONICAL_SEND = re.compile(  # the header block of a usual whole SEND, byte fo
 )
 _COMMENTS = {int(status): f" {status.comment}".encode() for status in MsrpStatus}
 _MAX_TYPE_CACHE = 64
-_CLEAN_BODY: list[object] = [None]  # the last body known to hold no "-------" at all
 
 
 def _send_fields(request: MsrpRequest) -> tuple[str | None, str | None, str | None, str, str]:
@@ -150,6 +149,8 @@ class MsrpConnection:
         self._sending: dict[MsrpUri, tuple[Path, bytes, tuple[bytes, bytes]]] = {}  # _send_state
         self._answer_paths: dict[MsrpUri, bytes] = {}  # ... of our responses
         self._bound_paths: dict[bytes, tuple[MsrpUri, bytes]] = {}  # To-Path -> (session, From)
+        self._idents = MsrpIdentPool()
+        self._clean_body: object = None  # the last body known to hold no "-------" at all
         self.failed = False
 
     # -- I/O side -------------------------------------------------------------
@@ -230,7 +231,7 @@ class MsrpConnection:
         extra_headers: Iterable[tuple[str, str]] = (),
     ) -> str:
         """Queue ``body`` as one message in chunks of ``chunk_size``; its Message-ID."""
-        message_id = message_id or new_ident()
+        message_id = message_id or self._idents.new()
         size = len(body)
         step = self.config.chunk_size
         for offset in range(0, max(size, 1), step):
@@ -267,31 +268,18 @@ class MsrpConnection:
             raise MsrpLocalError("too many outstanding transactions")
         tid = self._fresh_tid(data)
         byte_range = f"{start}-{start + len(data) - 1}/{'*' if total is None else total}"
-        extra = list(extra_headers)
-        options = ""
+        fields = f"Message-ID: {message_id}\r\nByte-Range: {byte_range}\r\n"
         if success_report:
-            options += "Success-Report: yes\r\n"
+            fields += "Success-Report: yes\r\n"
         if failure_report != "yes":
-            options += f"Failure-Report: {failure_report}\r\n"
-        if extra:
-            headers = [("Message-ID", message_id), ("Byte-Range", byte_range)]
-            if success_report:
-                headers.append(("Success-Report", "yes"))
-            if failure_report != "yes":
-                headers.append(("Failure-Report", failure_report))
-            headers += [*extra, ("Content-Type", content_type)]
-            flag = "$" if last else "+"
-            self._out.append(bytes(MsrpRequest(tid, "SEND", remote, (local,), headers, data, flag)))
-        else:  # the same bytes as MsrpRequest.__bytes__, from the session's path lines
-            head = (
-                f"Message-ID: {message_id}\r\nByte-Range: {byte_range}\r\n{options}"
-                f"Content-Type: {content_type}\r\n\r\n"
-            )
-            end = b"$\r\n" if last else b"+\r\n"
-            self._out += (
-                f"MSRP {tid} SEND\r\n".encode(), paths, head.encode(), data,
-                f"\r\n-------{tid}".encode(), end,
-            )  # fmt: skip
+            fields += f"Failure-Report: {failure_report}\r\n"
+        for name, value in extra_headers:  # as MsrpRequest writes them: Content-Type last
+            if name.lower() != "content-type":
+                fields += f"{name}: {value}\r\n"
+            else:
+                content_type = value
+        fields += f"Content-Type: {content_type}\r\n"
+        self._out += _send_frame(tid.encode(), paths, fields.encode(), data, last)
         if failure_report != "no":
             deadline = now + self.config.transaction_timeout if failure_report == "yes" else None
             self._outgoing[tid] = _Outgoing(local, message_id, last, deadline, context, echo)
@@ -315,12 +303,10 @@ class MsrpConnection:
             raise MsrpLocalError("too many outstanding transactions")
         tid = self._fresh_tid(body)
         raw_tid = tid.encode()
-        self._out += (
-            b"MSRP %s SEND\r\n%sMessage-ID: %s\r\nByte-Range: 1-%d/%d\r\nContent-Type: %s\r\n\r\n"
-            % (raw_tid, paths, raw_tid, size, size, content_type.encode()),
-            body,
-            b"\r\n-------%s$\r\n" % raw_tid,
-        )
+        fields = b"Message-ID: %s\r\nByte-Range: 1-%d/%d\r\nContent-Type: %s\r\n" % (
+            raw_tid, size, size, content_type.encode(),
+        )  # fmt: skip
+        self._out += _send_frame(raw_tid, paths, fields, body, True)
         deadline = now + self.config.transaction_timeout
         self._outgoing[tid] = _Outgoing(local, tid, True, deadline, context, echo)
         return tid
@@ -338,16 +324,16 @@ class MsrpConnection:
 
     def send_bind(self, local: MsrpUri, now: float) -> None:
         """The bodiless SEND the active endpoint sends right after connecting (§7.1)."""
-        remote = self._remote(local)
-        tid = new_ident()
-        headers = [("Message-ID", new_ident()), ("Byte-Range", "1-0/0")]
-        self._out.append(bytes(MsrpRequest(tid, "SEND", remote, (local,), headers)))
+        _, paths, _ = self._send_state(local)
+        tid = self._idents.new()
+        fields = b"Message-ID: %s\r\nByte-Range: 1-0/0\r\n" % self._idents.new().encode()
+        self._out += _send_frame(tid.encode(), paths, fields, None, True)
         self._outgoing[tid] = _Outgoing(local, "", False, now + self.config.transaction_timeout)
 
     def send_nickname(self, local: MsrpUri, nickname: str, now: float) -> str:
         """RFC 7701 §7.1 NICKNAME request; the answer arrives as delivery events."""
         remote = self._remote(local)
-        tid = new_ident()
+        tid = self._idents.new()
         value = '"' + nickname.replace("\\", "\\\\").replace('"', '\\"') + '"'
         request = MsrpRequest(tid, "NICKNAME", remote, (local,), [("Use-Nickname", value)])
         self._out.append(bytes(request))
@@ -365,7 +351,8 @@ class MsrpConnection:
             ("Byte-Range", str(byte_range)),
             ("Status", f"000 {status} {comment}"),
         ]
-        self._out.append(bytes(MsrpRequest(new_ident(), "REPORT", remote, (local,), headers)))
+        request = MsrpRequest(self._idents.new(), "REPORT", remote, (local,), headers)
+        self._out.append(bytes(request))
 
     def respond(self, request_tid: str, local: MsrpUri, status: int) -> None:
         """Answer a request left to the application (NICKNAME)."""
@@ -379,12 +366,12 @@ class MsrpConnection:
 
     def _fresh_tid(self, body: bytes | memoryview) -> str:
         """A transaction id whose end-line does not occur in ``body`` (§7.1)."""
-        if _CLEAN_BODY[0] is body or b"-------" not in body:
-            if isinstance(body, bytes):  # the relay sends the same body to every recipient
-                _CLEAN_BODY[0] = body
-            return new_ident()
+        if self._clean_body is body or b"-------" not in body:
+            if isinstance(body, bytes):  # the relay sends one body to every recipient
+                self._clean_body = body
+            return self._idents.new()
         while True:
-            tid = new_ident()
+            tid = self._idents.new()
             if b"-------" + tid.encode() not in body:
                 return tid
 
@@ -649,6 +636,22 @@ class MsrpConnection:
         for key in list(self._incoming):
             self._drop(*key)
         self._events.append(MsrpConnectionFailed(exc.status, exc.reason))
+
+
+def _send_frame(
+    tid: bytes, paths: bytes, fields: bytes, body: bytes | None, last: bool
+) -> tuple[bytes, ...]:
+    """The one SEND writer (§7.1): start line, the path lines, ``fields`` (each
+    ``Name: value`` CRLF, Content-Type last), the body after a blank line (none and no
+    blank line when ``body`` is None) and the end-line; the bytes MsrpRequest writes."""
+    flag = b"$" if last else b"+"
+    if body is None:
+        return (b"MSRP %s SEND\r\n%s%s-------%s%s\r\n" % (tid, paths, fields, tid, flag),)
+    return (
+        b"MSRP %s SEND\r\n%s%s\r\n" % (tid, paths, fields),
+        body,
+        b"\r\n-------%s%s\r\n" % (tid, flag),
+    )
 
 
 def _path_lines(to_path: Path, from_path: Path) -> bytes:

@@ -29,6 +29,7 @@ from mrf.msrp.uri import MsrpUri, parse_path
 __all__ = [
     "MAX_NON_SEND_BODY",
     "MsrpByteRange",
+    "MsrpIdentPool",
     "MsrpRequest",
     "MsrpResponse",
     "MsrpStatus",
@@ -84,27 +85,34 @@ _COMMENTS = {
 
 
 _IDENT_BATCH = 256  # identifiers drawn from the OS CSPRNG per getrandom() call
-_ident_pool: list[str] = []
 
 
 def new_ident() -> str:
-    """A fresh transaction id / Message-ID: 128 random bits (§7.1, §9 ``ident``).
+    """A fresh transaction id / Message-ID: 128 random bits (§7.1, §9 ``ident``)."""
+    return os.urandom(16).hex()
 
-    The bits come from ``os.urandom`` (the same CSPRNG as :mod:`secrets`),
-    fetched for 256 identifiers at a time: the relay mints one per delivered
-    copy, and one system call each was a measurable share of its time.  The
-    pool is emptied in a forked child so that two processes never share it.
+
+class MsrpIdentPool:
+    """Fresh identifiers for one connection, 256 per ``os.urandom`` call.
+
+    The relay mints one per delivered copy, and one system call each was a
+    measurable share of its time.  Each :class:`~mrf.msrp.connection.MsrpConnection`
+    owns its pool, so no state is shared between connections; a connection
+    (like the TLS stream under it) belongs to one process, and one made in a
+    forked child starts with a pool of its own.
     """
-    if not _ident_pool:
-        _ident_pool.extend(_split_hex(os.urandom(16 * _IDENT_BATCH).hex()))
-    return _ident_pool.pop()
 
+    __slots__ = ("_pool",)
 
-def _split_hex(text: str) -> list[str]:
-    return [text[i : i + 32] for i in range(0, len(text), 32)]
+    def __init__(self) -> None:
+        self._pool: list[str] = []
 
-
-os.register_at_fork(after_in_child=_ident_pool.clear)
+    def new(self) -> str:
+        pool = self._pool
+        if not pool:
+            text = os.urandom(16 * _IDENT_BATCH).hex()
+            pool[:] = [text[i : i + 32] for i in range(0, len(text), 32)]
+        return pool.pop()
 
 
 def is_ident(text: str) -> bool:

@@ -261,3 +261,25 @@ def test_parser_offers_only_plain_200s_to_the_sink() -> None:
     ]
     assert [o[0] for o in offered] == [b"take1", b"keep1"]
     assert offered[0][1:] == (str(A).encode(), str(B).encode())
+
+
+def test_every_send_is_written_as_msrp_request_writes_it() -> None:
+    """send_chunk (with and without report and extra headers), send_single and send_bind
+    go through the one SEND writer: the bytes MsrpRequest.__bytes__ makes of the frame."""
+    sender, _ = pair()
+    sender.send_chunk(A, "m1", "text/plain", 1, b"abc", 3, 0.0, last=True)
+    sender.send_chunk(A, "m2", "text/plain", 4, b"de", None, 0.0, last=False,
+                      success_report=True, failure_report="partial",
+                      extra_headers=[("X-Note", "1"), ("Content-Type", "text/html")])  # fmt: skip
+    sender.send_single(A, "message/cpim", b"whole", 0.0)
+    sender.send_bind(A, 0.0)
+    data = sender.data_to_send()
+    frames = MsrpStreamParser().feed(data)
+    assert [f.transaction_id for f in frames if isinstance(f, MsrpRequest)] and len(frames) == 4
+    assert b"".join(bytes(frame) for frame in frames) == data
+    chunk, extra, single, bind = frames
+    assert isinstance(extra, MsrpRequest) and extra.content_type == "text/html"
+    assert extra.header("Byte-Range") == "4-5/*" and extra.flag == "+"
+    assert extra.success_report and extra.failure_report == "partial"
+    assert isinstance(bind, MsrpRequest) and not bind.body and bind.content_type is None
+    assert bind.header("Byte-Range") == "1-0/0" and bind.message_id
