@@ -48,8 +48,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from focus.call import FocusCall
 from focus.sdp.attributes import SdpFingerprint, fingerprints_match
 from focus.sdp.msrp import SdpMsrpLocal, SdpMsrpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
@@ -236,14 +236,14 @@ class ChatRelay:
 
     # -- ChatService ------------------------------------------------------------
 
-    def offer(self, call: Any) -> SdpMsrpLocal:
+    def offer(self, call: FocusCall) -> SdpMsrpLocal:
         """Our side of a dial-out's chat before the answer (the offer carries our path,
         RFC 4975 §8.2); :meth:`open` with the answer's plan keeps this session ID."""
         session_id = secrets.token_urlsafe(18)
         self._offered[call.call_id] = session_id
         return SdpMsrpLocal(self.host, self.port, session_id, self.fingerprint)
 
-    def open(self, call: Any, plan: SdpStreamPlan) -> SdpMsrpLocal:
+    def open(self, call: FocusCall, plan: SdpStreamPlan) -> SdpMsrpLocal:
         assert plan.msrp is not None
         existing = next((s for s in self.sessions.values() if s.call_id == call.call_id), None)
         if existing is not None:  # re-INVITE: same session, new fingerprints
@@ -274,7 +274,7 @@ class ChatRelay:
         port = session.local.port or self.port
         return SdpMsrpLocal(self.host, port, session_id, self.fingerprint)
 
-    def close(self, call: Any) -> None:
+    def close(self, call: FocusCall) -> None:
         self._offered.pop(call.call_id, None)
         for session in [s for s in self.sessions.values() if s.call_id == call.call_id]:
             self._drop(session)

@@ -46,12 +46,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from focus.call import FocusCall
 from focus.events import FocusEvent, ParticipantLeft
 from focus.sdp.attributes import SdpFingerprint, fingerprints_match
 from focus.sdp.bfcp import CONFERENCE_AUDIO_LABEL, SdpBfcpLocal, SdpBfcpPolicy
 from focus.sdp.offer_answer import SdpStreamPlan
+from focus.service import FocusService
 from mrf.bfcp.codes import BfcpErrorCode as E
 from mrf.bfcp.codes import BfcpRequestStatus
 from mrf.bfcp.connection import BfcpConnection, BfcpRole, error_message
@@ -184,7 +185,7 @@ class FloorControl:
         )
         return self.port
 
-    def attach(self, focus: Any) -> None:
+    def attach(self, focus: FocusService) -> None:
         """Serve ``focus``: its BFCP lines, and release on ``ParticipantLeft``."""
         focus.floor = self
         self._unsubscribe = focus.subscribe(self._on_focus_event)
@@ -207,7 +208,7 @@ class FloorControl:
 
     # -- FloorService ---------------------------------------------------------------
 
-    def offer(self, call: Any, label: str) -> SdpBfcpLocal:
+    def offer(self, call: FocusCall, label: str) -> SdpBfcpLocal:
         """Our side of a dial-out's BFCP line before the answer: the server's offer
         carries confid, userid and floorid (RFC 8856 §10.1); :meth:`open` keeps them."""
         conference_id, user_id = self._add_user(call)
@@ -216,7 +217,7 @@ class FloorControl:
         self._offered[call.call_id] = local
         return local
 
-    def _add_user(self, call: Any) -> tuple[int, int]:
+    def _add_user(self, call: FocusCall) -> tuple[int, int]:
         name = call.conference.name
         conference = self.server.find_conference(name)
         floors = dict.fromkeys(self.floor_ids, CONFERENCE_AUDIO_LABEL)
@@ -225,10 +226,10 @@ class FloorControl:
             if conference is not None
             else self.server.add_conference(name, floors)
         )
-        chair = getattr(call, "role", "") == "chair"
+        chair = call.role == "chair"
         return conference_id, self.server.add_user(conference_id, call.participant, chair=chair)
 
-    def open(self, call: Any, plan: SdpStreamPlan) -> SdpBfcpLocal:
+    def open(self, call: FocusCall, plan: SdpStreamPlan) -> SdpBfcpLocal:
         assert plan.bfcp is not None and self.streams is not None, "listen() first"
         existing = next((s for s in self.sessions.values() if s.call_id == call.call_id), None)
         if existing is not None:  # re-INVITE: same user, new fingerprints
@@ -261,7 +262,7 @@ class FloorControl:
             self.streams.spawn(self._connect(session, plan))
         return local
 
-    def close(self, call: Any) -> None:
+    def close(self, call: FocusCall) -> None:
         self._drop_call(call.call_id)
 
     def _drop_call(self, call_id: str) -> None:
