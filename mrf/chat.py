@@ -72,7 +72,6 @@ from mrf.msrp.uri import MsrpUri, parse_path
 from mrf.stream import StreamDriver
 from mrf.stream_service import SecureStreamService
 from mrf.tls import certificate_der
-from mrf.tls_engine import make_context
 
 logger = logging.getLogger(__name__)
 
@@ -214,14 +213,11 @@ class ChatRelay:
             max_message_size=self.policy.max_size, accept_types=(CPIM_TYPE,),
             delivered_events=False,  # the relay only acts on failures (their context)
         )  # fmt: skip
-        context = make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
-        self.streams = SecureStreamService(
-            "MSRP", self.host, context, source_cap=self.source_cap,
+        self.streams = streams = SecureStreamService.with_certificate(
+            "MSRP", self.host, self.cert, self.key, source_cap=self.source_cap,
             keylog_filename=self.keylog_filename,
         )  # fmt: skip
-        self.port = await self.streams.listen(
-            port, lambda: ChatLink(self).driver, self._any_waiting
-        )
+        self.port = await streams.listen(port, lambda: ChatLink(self).driver, self._any_waiting)
         return self.port
 
     def _any_waiting(self, der: bytes) -> bool:
@@ -299,10 +295,10 @@ class ChatRelay:
         """a=setup:active on our side: TLS client to the participant (CEMA address)."""
         assert plan.msrp is not None and self.streams is not None
         link = ChatLink(self, session if plan.psk is not None else None)
+        where = plan.msrp.connect_host, plan.msrp.connect_port
         channel = await self.streams.connect(
-            plan.msrp.connect_host, plan.msrp.connect_port, link.driver,
-            verifier=session.certificate_matches if plan.psk is None else None, psk=plan.psk,
-        )  # fmt: skip
+            *where, link.driver, verifier=session.certificate_matches, psk=plan.psk
+        )
         if channel is None:
             logger.info("MSRP connect to %s failed", session.identity)
             return

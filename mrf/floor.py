@@ -69,7 +69,6 @@ from mrf.connection_cap import SourceCap
 from mrf.stream import ByteStream, StreamDriver
 from mrf.stream_service import SecureStreamService
 from mrf.tls import certificate_der
-from mrf.tls_engine import make_context
 
 logger = logging.getLogger(__name__)
 
@@ -175,14 +174,11 @@ class FloorControl:
 
     async def listen(self, port: int) -> int:
         """Start the TLS listener; returns the bound port."""
-        context = make_context(self.cert, self.key, keylog_filename=self.keylog_filename)
-        self.streams = SecureStreamService(
-            "BFCP", self.host, context, source_cap=self.source_cap,
+        self.streams = streams = SecureStreamService.with_certificate(
+            "BFCP", self.host, self.cert, self.key, source_cap=self.source_cap,
             keylog_filename=self.keylog_filename,
         )  # fmt: skip
-        self.port = await self.streams.listen(
-            port, lambda: FloorLink(self).driver, self._any_waiting
-        )
+        self.port = await streams.listen(port, lambda: FloorLink(self).driver, self._any_waiting)
         return self.port
 
     def attach(self, focus: FocusService) -> None:
@@ -288,10 +284,10 @@ class FloorControl:
         """a=setup:active on our side: TLS client to the participant (RFC 4145, decision (d))."""
         assert plan.bfcp is not None and self.streams is not None
         link = FloorLink(self, session if plan.psk is not None else None)
+        where = plan.bfcp.connect_host, plan.bfcp.connect_port
         channel = await self.streams.connect(
-            plan.bfcp.connect_host, plan.bfcp.connect_port, link.driver,
-            verifier=session.certificate_matches if plan.psk is None else None, psk=plan.psk,
-        )  # fmt: skip
+            *where, link.driver, verifier=session.certificate_matches, psk=plan.psk
+        )
         if channel is None:
             logger.info("BFCP connect to %s failed", session.identity)
 

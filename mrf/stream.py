@@ -27,20 +27,14 @@ import asyncio
 from collections.abc import Iterator
 from typing import Protocol
 
+from mrf.tls_engine import StreamSecurity
+
 __all__ = ["ByteStream", "StreamApp", "StreamCore", "StreamDriver", "StreamHandler"]
 
 
-class ByteStream(Protocol):
+class ByteStream(StreamSecurity, Protocol):
     """A connected, authenticated byte stream (TLS channel, later WebSocket)."""
 
-    @property
-    def server_side(self) -> bool: ...
-    @property
-    def peer_certificate(self) -> bytes | None: ...
-    @property
-    def cipher(self) -> str | None: ...
-    @property
-    def version(self) -> str | None: ...
     @property
     def peer_address(self) -> tuple[str, int] | None: ...
 

@@ -38,7 +38,7 @@ from focus.sdp.secret import SecretBytes
 from mrf.connection_cap import SourceCap
 from mrf.secure_channel import SecureChannel
 from mrf.stream import StreamApp
-from mrf.tls_engine import CertificateTlsEngine, PskTlsEngine
+from mrf.tls_engine import CertificateTlsEngine, PskTlsEngine, make_context
 from mrf.tls_psk import psk_client_context, psk_server_context
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,21 @@ class SecureStreamService:
         self._server: asyncio.Server | None = None
         self._psk_servers: dict[Hashable, _PskListener] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    @classmethod
+    def with_certificate(
+        cls,
+        name: str,
+        host: str,
+        cert: Path,
+        key: Path,
+        *,
+        source_cap: SourceCap | None = None,
+        keylog_filename: Path | None = None,
+    ) -> SecureStreamService:
+        """A service presenting our certificate (``make_context``: the one cipher policy)."""
+        context = make_context(cert, key, keylog_filename=keylog_filename)
+        return cls(name, host, context, source_cap=source_cap, keylog_filename=keylog_filename)
 
     async def listen(
         self, port: int, accept: Callable[[], StreamApp], any_waiting: Callable[[bytes], bool]
@@ -144,17 +159,18 @@ class SecureStreamService:
         port: int,
         app: StreamApp,
         *,
-        verifier: Callable[[bytes], bool] | None = None,
+        verifier: Callable[[bytes], bool],
         psk: SecretBytes | bytes | None = None,
     ) -> SecureChannel | None:
         """TLS client to ``host:port`` (``a=setup:passive`` offers, RFC 4145): the channel
-        once its handshake is done, None when it failed (logged)."""
+        once its handshake is done, None when it failed (logged).  With ``psk`` it is
+        TLS-PSK (the key authenticates, ``verifier`` is not used); else ``verifier``
+        judges the peer's certificate."""
 
         def channel() -> SecureChannel:
             if psk is not None:
                 context = psk_client_context(psk, keylog_filename=self.keylog_filename)
                 return SecureChannel(PskTlsEngine(context, server_side=False), app)
-            assert verifier is not None, "a certificate connection needs a verifier"
             engine = CertificateTlsEngine(self.context, verifier, server_side=False)
             return SecureChannel(engine, app)
 

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CertificateTlsEngine",
     "PskTlsEngine",
+    "StreamSecurity",
     "TlsEngine",
     "TlsEngineError",
     "make_context",
@@ -55,8 +56,8 @@ class TlsEngineError(Exception):
     """The TLS session failed (handshake, record, or fingerprint); ``str`` is the reason."""
 
 
-class TlsEngine(Protocol):
-    """What :class:`mrf.secure_channel.SecureChannel` needs from a TLS implementation."""
+class StreamSecurity(Protocol):
+    """What a secured stream learnt in its handshake (read by the services above)."""
 
     @property
     def server_side(self) -> bool: ...
@@ -66,6 +67,10 @@ class TlsEngine(Protocol):
     def cipher(self) -> str | None: ...
     @property
     def version(self) -> str | None: ...
+
+
+class TlsEngine(StreamSecurity, Protocol):
+    """What :class:`mrf.secure_channel.SecureChannel` needs from a TLS implementation."""
 
     def receive_data(self, data: bytes) -> None:
         """TLS records from the peer."""

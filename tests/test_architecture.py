@@ -96,17 +96,23 @@ def clock_calls(path: Path) -> list[str]:
     return found
 
 
+def _module_file(directory: Path, text: str) -> Path:
+    """A module that breaks the rules, for the checks' own tests."""
+    path = directory / "bad_core.py"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def test_cores_import_only_stdlib_cryptography_and_cores() -> None:
     assert core_offenders(python_files(*CORES), CORES) == []
 
 
 def test_the_core_check_catches_io_clock_and_services(tmp_path: Path) -> None:
     """Guard against a vacuous pass: a core with each forbidden thing is reported."""
-    bad = tmp_path / "bad_core.py"
-    bad.write_text(
+    bad = _module_file(
+        tmp_path,
         "import asyncio\nimport ssl\nfrom focus.service import FocusService\n"
         "from sqlmodel import Session\nimport datetime\nstamp = datetime.datetime.now()\n",
-        encoding="utf-8",
     )
     found = "\n".join(core_offenders([bad], CORES))
     for expected in ("asyncio", "ssl", "focus.service", "sqlmodel", ".now()"):
@@ -207,10 +213,9 @@ def test_cores_hold_no_module_level_mutable_state() -> None:
 
 
 def test_the_state_check_catches_a_pool_and_a_global(tmp_path: Path) -> None:
-    bad = tmp_path / "stateful.py"
-    bad.write_text(
+    bad = _module_file(
+        tmp_path,
         "import os\n_pool: list[str] = []\n_last = [None]\n"
         "os.register_at_fork(after_in_child=_pool.clear)\ndef f():\n    global _last\n",
-        encoding="utf-8",
     )
     assert len(module_state(bad)) == 4

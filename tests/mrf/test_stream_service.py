@@ -44,6 +44,16 @@ def _bfcp_plan() -> SimpleNamespace:
     return SimpleNamespace(bfcp=bfcp, psk=SecretBytes(PSK))
 
 
+async def _psk_session(protocol: str, cert: Path, key: Path, call_id: str) -> tuple[Any, int]:
+    """A listening ChatRelay or FloorControl with one TLS-PSK session answered; its port."""
+    service: Any
+    if protocol == "msrp":
+        service = await start_chat_relay("127.0.0.1", 0, cert, key)
+        return service, service.open(_call(call_id), _msrp_plan()).port
+    service = await start_floor_control("127.0.0.1", 0, cert, key)
+    return service, service.open(_call(call_id), _bfcp_plan()).port
+
+
 def _refuses(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(2)
@@ -57,13 +67,7 @@ def test_psk_listener_of_a_session_dropped_at_once_is_closed(tmp_path: Path, pro
     cert, key = ensure_certificate(tmp_path)
 
     async def scenario() -> tuple[bool, bool]:
-        service: Any
-        if protocol == "msrp":
-            service = await start_chat_relay("127.0.0.1", 0, cert, key)
-            port = service.open(_call("a"), _msrp_plan()).port
-        else:
-            service = await start_floor_control("127.0.0.1", 0, cert, key)
-            port = service.open(_call("a"), _bfcp_plan()).port
+        service, port = await _psk_session(protocol, cert, key, "a")
         served = not _refuses(port)  # bound and listening for the answer's peer
         service.close(_call("a"))
         for _ in range(20):
@@ -81,13 +85,7 @@ def test_psk_listener_of_a_session_dropped_later_is_closed(tmp_path: Path, proto
     cert, key = ensure_certificate(tmp_path)
 
     async def scenario() -> bool:
-        service: Any
-        if protocol == "msrp":
-            service = await start_chat_relay("127.0.0.1", 0, cert, key)
-            port = service.open(_call("b"), _msrp_plan()).port
-        else:
-            service = await start_floor_control("127.0.0.1", 0, cert, key)
-            port = service.open(_call("b"), _bfcp_plan()).port
+        service, port = await _psk_session(protocol, cert, key, "b")
         await asyncio.sleep(0.05)  # served
         service.close(_call("b"))
         await asyncio.sleep(0.05)
