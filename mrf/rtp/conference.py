@@ -44,6 +44,7 @@ import numpy as np
 
 from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft, ParticipantUpdated
 from focus.sdp.attributes import SdpDirection
+from focus.sdp.offer_answer import SdpAnswerPlan, SdpStreamPlan
 from mrf.rtp.codec import FRAME_DURATION, RtpCodec, RtpCodecError, create_codec
 from mrf.rtp.dtmf import TelephoneEventReceived
 from mrf.rtp.mixer import RtpMixer, RtpMixerParticipant
@@ -173,12 +174,12 @@ class _Call(Protocol):
 
     call_id: str
     muted: bool
-    plan: Any
-    streams: dict[int, Any]
+    plan: SdpAnswerPlan | None
+    streams: dict[int, Any]  # RtpStream per m-line (FocusCall keeps them untyped)
 
 
 class _Focus(Protocol):
-    def find_call(self, call_id: str) -> Any: ...
+    def find_call(self, call_id: str) -> _Call | None: ...
     def subscribe(self, listener: Callable[[FocusEvent], None]) -> Callable[[], None]: ...
     def note_dtmf(self, call_id: str, event: str, duration_ms: int) -> bool: ...
     def note_talking(self, call_id: str, streams: frozenset[int]) -> bool: ...
@@ -193,7 +194,9 @@ _SENDS = (SdpDirection.SENDRECV, SdpDirection.SENDONLY)
 _RECEIVES = (SdpDirection.SENDRECV, SdpDirection.RECVONLY)
 
 
-def participant_for(key: str, stream: RtpStream, plan: Any, muted: bool) -> RtpMixerParticipant:
+def participant_for(
+    key: str, stream: RtpStream, plan: SdpStreamPlan, muted: bool
+) -> RtpMixerParticipant:
     """Mixer state for one accepted stream plan (`SdpStreamPlan`); RtpCodecError if none fits."""
     decoders: dict[int, RtpCodec] = {}
     send: tuple[int, RtpCodec] | None = None
@@ -217,7 +220,7 @@ def participant_for(key: str, stream: RtpStream, plan: Any, muted: bool) -> RtpM
     return participant
 
 
-def _apply_direction(participant: RtpMixerParticipant, plan: Any) -> None:
+def _apply_direction(participant: RtpMixerParticipant, plan: SdpStreamPlan) -> None:
     participant.sending = plan.direction_answer in _SENDS and not plan.on_hold
     participant.receiving = plan.direction_answer in _RECEIVES
 

@@ -29,8 +29,9 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
+from focus.call import FocusCall
 from mrf.rtp.conference import RtpMixerPool
 
 _HELP = {
@@ -60,7 +61,14 @@ class MetricNames(Protocol):
     """The label values that stand for a conference and a participant's call."""
 
     def conference(self, name: str) -> str: ...
-    def participant(self, call: Any) -> str: ...
+    def participant(self, call: FocusCall) -> str: ...
+
+
+class CallSource(Protocol):
+    """Where the calls come from (``focus.service.FocusService``)."""
+
+    @property
+    def calls(self) -> list[FocusCall]: ...
 
 
 class PlainNames:
@@ -69,7 +77,7 @@ class PlainNames:
     def conference(self, name: str) -> str:
         return name
 
-    def participant(self, call: Any) -> str:
+    def participant(self, call: FocusCall) -> str:
         return str(call.participant)
 
 
@@ -87,7 +95,7 @@ class OpaqueNames:
     def conference(self, name: str) -> str:
         return self._tag("conference", name)
 
-    def participant(self, call: Any) -> str:
+    def participant(self, call: FocusCall) -> str:
         return self._tag("participant", str(call.call_id))
 
 
@@ -98,7 +106,7 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _stream_samples(calls: Iterable[Any], names: MetricNames) -> list[RtpMetricSample]:
+def _stream_samples(calls: Iterable[FocusCall], names: MetricNames) -> list[RtpMetricSample]:
     rows: list[RtpMetricSample] = []
     for call in calls:
         for index, stream in sorted(call.streams.items()):
@@ -137,7 +145,7 @@ def _mixer_samples(pool: RtpMixerPool, names: MetricNames) -> list[RtpMetricSamp
 
 
 def collect(
-    focus: Any, pool: RtpMixerPool | None = None, names: MetricNames = PLAIN_NAMES
+    focus: CallSource, pool: RtpMixerPool | None = None, names: MetricNames = PLAIN_NAMES
 ) -> list[RtpMetricSample]:
     """Every metric of the media plane: `focus.calls` streams and `pool` mixers."""
     rows = _stream_samples(focus.calls, names)
@@ -159,13 +167,13 @@ def render(samples: Iterable[RtpMetricSample]) -> str:
 
 
 def prometheus_text(
-    focus: Any, pool: RtpMixerPool | None = None, names: MetricNames = PLAIN_NAMES
+    focus: CallSource, pool: RtpMixerPool | None = None, names: MetricNames = PLAIN_NAMES
 ) -> str:
     """What ``GET /metrics`` serves for the media plane."""
     return render(collect(focus, pool, names))
 
 
 __all__ = [
-    "PLAIN_NAMES", "MetricNames", "OpaqueNames", "PlainNames", "RtpMetricSample", "collect",
-    "prometheus_text", "render",
+    "PLAIN_NAMES", "CallSource", "MetricNames", "OpaqueNames", "PlainNames", "RtpMetricSample",
+    "collect", "prometheus_text", "render",
 ]  # fmt: skip
