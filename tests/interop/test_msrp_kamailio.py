@@ -76,7 +76,7 @@ def kamailio(artifacts: Artifacts) -> Iterator[KamailioMsrp]:
 
 
 class Client:
-    """An MsrpConnection driven over a plain or a TLS stream (SecureChannelApp too)."""
+    """An MsrpConnection driven over a plain or a TLS stream (a StreamApp too)."""
 
     def __init__(self, remote_port: int, scheme: str, chunk_size: int) -> None:
         self.local = MsrpUri.parse(f"{scheme}://127.0.0.1:45123/mrfclient1;tcp")

@@ -5,7 +5,7 @@ carol dials in over SIP with her certificate's ``a=fingerprint`` and
 another certificate then connects to the focus's MSRP or BFCP listener and
 sends a well-formed SEND or Hello bound to carol's session.  The focus must
 close that connection without answering a single MSRP or BFCP byte
-(``mrf.secure_channel``: checked right after the handshake, before the
+(``mrf.tls_engine``, ``fingerprints_match``: checked in the handshake, before the
 protocol sees data) and relay nothing; carol's own certificate then gets the
 200 / HelloAck on the same listener, and (MSRP) alice, in the room with
 ``mrf ue``'s client, receives carol's message but never the rogue's.

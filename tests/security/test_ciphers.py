@@ -1,8 +1,9 @@
 """NULL and EXPORT cipher offers fail the handshake on every TLS listener (TS 33.328 §5.3).
 
 The SIP TLS listener (stdlib ``ssl``) and the MSRP and BFCP listeners
-(``mrf.secure_channel``: ECDHE with AEAD only) get a TLS 1.2 ClientHello that
-offers nothing but NULL suites (``openssl s_client -cipher NULL:@SECLEVEL=0``:
+(``mrf.tls_engine``; both use ``mrf.tls.TLS12_CIPHERS``: ECDHE with AEAD only) get a
+TLS 1.2 ClientHello that offers nothing but NULL suites
+(``openssl s_client -cipher NULL:@SECLEVEL=0``:
 without ``@SECLEVEL=0`` OpenSSL 3 drops the NULL suites itself and never
 reaches the server) or nothing but EXPORT suites (hand-made: OpenSSL 3 has
 none).  Each must be answered with a fatal ``handshake_failure`` alert
