@@ -30,7 +30,6 @@ import socket
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from OpenSSL import SSL
 
@@ -79,7 +78,7 @@ class SecureStreamService:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._psk_servers: dict[Hashable, _PskListener] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     def with_certificate(
@@ -191,7 +190,7 @@ class SecureStreamService:
         """True while a connect attempt or a listener start is under way."""
         return bool(self._tasks)
 
-    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+    def spawn(self, coroutine: Coroutine[object, object, None]) -> None:
         """Run ``coroutine`` as a task this service cancels on :meth:`close`."""
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
