@@ -340,7 +340,7 @@ class FocusDialOut:
         self._open_channels(call, plan)
         self.pending.pop(call.call_id, None)
         self.focus.admit_call(call)
-        self.focus._emit(
+        self.focus.events.emit(
             ParticipantJoined(
                 call.conference.name, call.call_id, call.participant, call.role, call.joined_by
             )  # fmt: skip

@@ -38,13 +38,19 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from focus.call import CallState, ChatService, FloorService, FocusCall, MediaAllocator
 from focus.conference import ConferenceInfo, StoreError, conference_name, normalize_aor
 from focus.directory import ConferenceDirectoryCache
 from focus.endpoint import SipEndpoint
-from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft, ParticipantUpdated
+from focus.events import (
+    FocusEvent,
+    FocusEventBus,
+    ParticipantJoined,
+    ParticipantLeft,
+    ParticipantUpdated,
+)
 from focus.keying import MikeyFocusKeying, MikeyRefused, offer_key_mgmt
 from focus.policy import admit, caller_identity
 from focus.sdp.bfcp import SdpBfcpPolicy
@@ -81,6 +87,9 @@ from focus.sip.transaction import (
     RequestReceived,
     TransactionTimedOut,
 )
+
+if TYPE_CHECKING:  # focus.dialout imports this module
+    from focus.dialout import FocusDialOut
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +136,8 @@ class FocusService:
         media: MediaAllocator,
         config: FocusConfig,
         chat: ChatService | None = None,
+        *,
+        events: FocusEventBus | None = None,
     ) -> None:
         self.directory = (
             store
@@ -140,11 +151,11 @@ class FocusService:
         self.stats = FocusStats()
         self._calls: dict[tuple[str, str, str], FocusCall] = {}
         self._pending: dict[str, FocusCall] = {}  # INVITE server txn key -> call
-        self._listeners: list[Callable[[FocusEvent], None]] = []
+        self.events = events or FocusEventBus()  # ParticipantJoined/Updated/Left go out here
         self._policy_listeners: list[Callable[[str, ConferenceInfo | None], None]] = []
         self.endpoint: SipEndpoint | None = None
         self._methods: dict[str, MethodHandler] = {}
-        self.dialout: Any = None  # focus.dialout.FocusDialOut, when dial-out is enabled
+        self.dialout: FocusDialOut | None = None  # when dial-out is enabled
         self.mikey: MikeyFocusKeying | None = None  # MIKEY-TICKET responder (focus.keying)
         self.allow = ALLOW
         self._hangups: set[asyncio.Task[None]] = set()  # BYEs started by media failures
@@ -156,14 +167,9 @@ class FocusService:
     # -- listeners and control (web, mixer, notifier) -------------------------------
 
     def subscribe(self, listener: Callable[[FocusEvent], None]) -> Callable[[], None]:
-        """Call ``listener`` with every :mod:`focus.events` event; returns an unsubscriber."""
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        """Call ``listener`` with every :mod:`focus.events` event; returns an unsubscriber
+        (:meth:`FocusEventBus.subscribe` on :attr:`events`)."""
+        return self.events.subscribe(listener)
 
     def on_policy_applied(
         self, listener: Callable[[str, ConferenceInfo | None], None]
@@ -176,11 +182,7 @@ class FocusService:
         return lambda: self._policy_listeners.remove(listener)
 
     def _emit(self, event: FocusEvent) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception:
-                logger.exception("focus event listener %r failed on %s", listener, event)
+        self.events.emit(event)
 
     def find_call(self, call_id: str) -> FocusCall | None:
         return next((c for c in self._calls.values() if c.call_id == call_id), None)

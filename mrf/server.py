@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from focus.dialout import DialOutConfig, FocusDialOut
 from focus.endpoint import SipEndpoint
+from focus.events import FocusEventBus
 from focus.keying import MikeyFocusKeying
 from focus.kms.http import KmsHttpServer, start_embedded_kms
 from focus.kms.keys import KEYS_FILE, KmsKeys, KmsKeysError
@@ -103,7 +104,8 @@ async def start(settings: Settings) -> Server:
             mki_suites=frozenset(name for name in SDES_SUITES if mki_supported(name)),
             sdes_requires_tls=settings.sip.sdes_needs_protection,
         )
-        focus = FocusService(store, media, config)
+        events = FocusEventBus()  # participants joining, changing, leaving: one explicit bus
+        focus = FocusService(store, media, config, events=events)
         endpoint = SipEndpoint(focus, max_message_size=settings.sip.max_message_size)
         focus.attach(endpoint)
         stack.push_async_callback(endpoint.close)
