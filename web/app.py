@@ -20,13 +20,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mrf.settings import Settings
-from web import api, pages
+from web import api, invites, pages
 from web.roster import roster_events
+from web.sip_socket import sip_socket
 from web.state import WebServices, WebState
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,9 @@ def create_app(settings: Settings, services: WebServices) -> Starlette:
     routes = [
         *pages.routes,
         Route("/conferences/{id:int}/events", roster_events, methods=["GET"]),
+        *invites.routes,
         *api.routes,
+        WebSocketRoute("/sip", sip_socket),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
     handlers = {
