@@ -557,6 +557,9 @@ class FocusService:
             bfcp=self._floor_policy(conference),
             mikey=mikey,
             sdes_refused=self._sdes_refused(event),
+            # WebRTC (RFC 8829 §5.1.1) requires rtcp-mux: agreed with browsers (SIP over
+            # WebSocket); other flows keep the RTCP port pair their tested peers use
+            accept_rtcp_mux=event.source.transport in WEBSOCKET_TRANSPORTS,
         )
         if self.config.suites:
             policy = dataclasses.replace(policy, suites=self.config.suites)
