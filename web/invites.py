@@ -13,6 +13,9 @@
   whether the token ever existed.
 * ``GET /conferences/{id}/join`` (signed in): the join page for the account's
   own SIP identity.  ``GET /account``: the signed-in account and its identity.
+* ``/conferences/{id}/invites``: the same as a page (linked from the conference
+  page): the invites with their state, a form to create one (the link is shown
+  on that answer only) and a revoke button per usable invite.
 """
 
 from __future__ import annotations
@@ -21,19 +24,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from focus.conference import InvalidInput
-from focus.invites import DEFAULT_INVITE_LIFETIME, InviteNotFound
+from focus.conference import ConferenceInfo, InvalidInput
+from focus.invites import DEFAULT_INVITE_LIFETIME, InviteInfo, InviteNotFound
 from focus.tables import utcnow
 from web import pages
 from web.api import ApiError, authenticated, conference_of, only, read_json
 from web.auth import Principal, set_session_cookie
 from web.state import (
     MAX_DATABASE_ID,
+    WebState,
     call_store,
     current_session,
     visible_conference,
     web_state,
 )
+
+INVITE_LIFETIMES = ((3600, "1 hour"), (24 * 3600, "1 day"), (7 * 24 * 3600, "1 week"))
 
 
 async def create_invite(request: Request) -> Response:
@@ -74,14 +80,19 @@ async def revoke_invite(request: Request) -> Response:
         invite = await call_store(request, state.store.revoke_invite, info.id, invite_id)
     except InviteNotFound:
         raise ApiError(404, "not_found", "no such invite") from None
-    state.sessions.drop_invite(invite.id)
+    ended = await _disconnect(state, invite.id)
+    return JSONResponse({**invite.to_json(utcnow()), "disconnected": ended})
+
+
+async def _disconnect(state: WebState, invite_id: int) -> int:
+    """A revoked invite: its sessions lose it, its calls end, its connections close."""
+    state.sessions.drop_invite(invite_id)
     focus = state.services.focus
     endpoint = getattr(focus, "endpoint", None)
     flows = [] if endpoint is None else [
-        flow.remote for flow in endpoint.websocket_flows() if flow.binding.invite_id == invite.id
+        flow.remote for flow in endpoint.websocket_flows() if flow.binding.invite_id == invite_id
     ]  # fmt: skip
-    ended = await focus.disconnect_flows(flows, reason="invite revoked") if flows else 0
-    return JSONResponse({**invite.to_json(utcnow()), "disconnected": ended})
+    return int(await focus.disconnect_flows(flows, reason="invite revoked")) if flows else 0
 
 
 def _join_page(
@@ -127,6 +138,63 @@ async def join_conference(request: Request, who: Principal) -> Response:
     return _join_page(request, who, info.name, who.account.sip_uri)
 
 
+def _invites_page(
+    request: Request, who: Principal, info: ConferenceInfo, invites: list[InviteInfo],
+    *, link: str | None = None, error: str | None = None, status: int = 200,
+) -> Response:  # fmt: skip
+    now = utcnow()
+    rows = [{**i.to_json(now), "usable": i.usable(now)} for i in invites]
+    context: dict[str, object] = {
+        "who": who, "conference": info, "invites": rows, "link": link, "error": error,
+        "lifetimes": INVITE_LIFETIMES,
+    }  # fmt: skip
+    return pages.render(request, "invites.html", context, status)
+
+
+@pages.conference_page
+async def invites_page(request: Request, who: Principal, info: ConferenceInfo) -> Response:
+    found = await call_store(request, web_state(request).store.list_invites, info.id)
+    return _invites_page(request, who, info, found)
+
+
+@pages.conference_page
+async def invite_form(request: Request, who: Principal, info: ConferenceInfo) -> Response:
+    """Create one; the link is shown on this answer only (no redirect: it is not kept)."""
+    form = await pages.read_form(request, who.session)
+    store = web_state(request).store
+    lifetime = pages.first(form, "expires_in")
+    try:
+        seconds = int(lifetime) if lifetime.isdigit() and len(lifetime) < 9 else 0
+        _, token = await call_store(
+            request, store.create_invite, info.id, pages.first(form, "uri"), seconds
+        )
+    except InvalidInput as exc:
+        found = await call_store(request, store.list_invites, info.id)
+        return _invites_page(request, who, info, found, error=f"No invite: {exc}", status=422)
+    link = f"{str(request.base_url).rstrip('/')}/join/{token}"
+    found = await call_store(request, store.list_invites, info.id)
+    return _invites_page(request, who, info, found, link=link, status=201)
+
+
+@pages.conference_page
+async def revoke_form(request: Request, who: Principal, info: ConferenceInfo) -> Response:
+    form = await pages.read_form(request, who.session)
+    text = pages.first(form, "invite_id")
+    invite_id = int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
+    state = web_state(request)
+    try:
+        if not 0 < invite_id <= MAX_DATABASE_ID:
+            raise InviteNotFound("no such invite")
+        invite = await call_store(request, state.store.revoke_invite, info.id, invite_id)
+    except InviteNotFound:
+        found = await call_store(request, state.store.list_invites, info.id)
+        return _invites_page(request, who, info, found, error="No such invite.", status=404)
+    ended = await _disconnect(state, invite.id)
+    if who.session is not None:
+        who.session.flash.append(f"Invite for {invite.uri} revoked; {ended} call(s) ended.")
+    return pages.redirect(f"/conferences/{info.id}/invites")
+
+
 async def account(request: Request, who: Principal) -> Response:
     return pages.render(request, "account.html", {"who": who})
 
@@ -138,4 +206,7 @@ routes = [
     Route("/join/{token:str}", join_invite, methods=["GET"]),
     Route("/conferences/{id:int}/join", pages.signed_in(join_conference), methods=["GET"]),
     Route("/account", pages.signed_in(account), methods=["GET"]),
+    Route("/conferences/{id:int}/invites", invites_page, methods=["GET"]),
+    Route("/conferences/{id:int}/invites", invite_form, methods=["POST"]),
+    Route("/conferences/{id:int}/invites/revoke", revoke_form, methods=["POST"]),
 ]
