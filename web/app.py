@@ -66,7 +66,8 @@ class SecurityHeaders:
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
                 ] if not static else list(message.get("headers", []))  # fmt: skip
-                headers += SECURITY_HEADERS
+                own = {k.lower() for k, _ in headers}  # a route may widen one (join page: mic)
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in own]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}

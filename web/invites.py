@@ -39,6 +39,7 @@ from web.state import (
     web_state,
 )
 
+JOIN_PERMISSIONS = "camera=(), microphone=(self), geolocation=()"  # the join page's microphone
 INVITE_LIFETIMES = ((3600, "1 hour"), (24 * 3600, "1 day"), (7 * 24 * 3600, "1 week"))
 
 
@@ -105,7 +106,9 @@ def _join_page(
         "conference_uri": f"sip:{conference}@{state.domain}",
         "socket_url": f"{scheme}://{request.url.netloc}/sip",
     }  # fmt: skip
-    return pages.render(request, "join.html", context, status)
+    response = pages.render(request, "join.html", context, status)
+    response.headers["permissions-policy"] = JOIN_PERMISSIONS
+    return response
 
 
 async def join_invite(request: Request) -> Response:
