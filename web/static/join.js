@@ -115,16 +115,23 @@
     }
   }
 
+  const roster = new Map();  // entity -> status text (RFC 4575 §4.1: full, then partials)
+
   function showRoster(xml) {
     if (!xml) return;
     const doc = new DOMParser().parseFromString(xml, "application/xml");
-    const users = Array.from(doc.getElementsByTagNameNS("*", "user"));
-    if (!users.length && doc.getElementsByTagName("parsererror").length) return;
-    list.replaceChildren(...users.map((u) => {
-      const item = document.createElement("li");
+    if (doc.getElementsByTagName("parsererror").length) return;
+    if (doc.documentElement.getAttribute("state") !== "partial") roster.clear();
+    for (const u of Array.from(doc.getElementsByTagNameNS("*", "user"))) {
+      const entity = u.getAttribute("entity") || "";
+      if (u.getAttribute("state") === "deleted") { roster.delete(entity); continue; }
       const state = u.getElementsByTagNameNS("*", "status")[0];
-      item.textContent = `${u.getAttribute("entity")}${state ? " · " + state.textContent : ""}`;
-      item.dataset.uri = u.getAttribute("entity") || "";
+      roster.set(entity, state ? state.textContent : roster.get(entity) || "");
+    }
+    list.replaceChildren(...Array.from(roster, ([entity, state]) => {
+      const item = document.createElement("li");
+      item.textContent = state ? `${entity} · ${state}` : entity;
+      item.dataset.uri = entity;
       return item;
     }));
   }
@@ -234,6 +241,7 @@
     if (audio) audio.close();
     audio = null;
     root.dataset.state = clean ? "left" : "ended";
+    roster.clear();
     list.replaceChildren();
     muteButton.disabled = leaveButton.disabled = true;
     joinButton.disabled = false;
