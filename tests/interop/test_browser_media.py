@@ -21,8 +21,8 @@ import pytest
 
 from .conftest import ServerFactory
 from .harness import Artifacts, Conference, tail, wait_for
-from .test_jssip import CHROMIUM_FLAGS, _tone
 from .test_join_page import _api, _carol
+from .test_jssip import CHROMIUM_FLAGS, _tone
 from .test_mixing import ISOLATION_DB, PEOPLE, _dial, _hang_up, _levels, _participant, _recording
 
 pytestmark = pytest.mark.interop
