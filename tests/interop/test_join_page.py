@@ -131,3 +131,36 @@ def test_the_join_page_calls_with_the_microphone_and_leaves(
             assert wait_for(lambda: not _carol(server, token), 10.0), _carol(server, token)
         finally:
             browser.close()
+
+
+def test_revoking_the_invite_ends_the_pages_call(server: MrfServer, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium not found: install the Debian package chromium", pytrace=False)
+    wait_for(lambda: "first admin account" in server.log_text(), 10)
+    token = server.cli("admin", "token", "admin").stdout.strip()
+    invite = _api(server, token, "POST", "/api/conferences/1/invites", {"uri": CAROL})
+    tone = _tone(tmp_path / "tone.wav")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, timeout=30_000,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={tone}"],
+        )  # fmt: skip
+        page = browser.new_page()
+        page.set_default_timeout(20_000)
+        try:
+            page.goto(str(invite["url"]))
+            page.get_by_role("button", name="Join with microphone").click()
+            expect(page.locator("#join")).to_have_attribute("data-state", "in-call")
+            assert wait_for(lambda: _carol(server, token), 5.0)
+            revoked = _api(server, token, "DELETE", f"/api/conferences/1/invites/{invite['id']}")
+            assert revoked["disconnected"] == 1, revoked
+            expect(page.locator("#join-status")).to_have_text("The conference ended your call")
+            assert wait_for(lambda: not _carol(server, token), 5.0)
+            page.get_by_role("button", name="Join with microphone").click()  # the session lost it
+            expect(page.locator("#join")).to_have_attribute("data-state", "ended")
+            expect(page.locator("#join-status")).to_contain_text("connection to the server failed")
+        finally:
+            browser.close()

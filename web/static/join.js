@@ -205,7 +205,7 @@
       const message = parse(event.data);
       if (message.response) onResponse(message); else onRequest(message);
     };
-    ws.onclose = () => { if (call) { say("Disconnected"); finish(false); } };
+    ws.onclose = () => { if (call) say("Disconnected"); finish(false); };
     ws.onerror = () => say("The connection to the server failed (not signed in or invite no longer valid?)");
   }
 
