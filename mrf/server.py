@@ -101,7 +101,14 @@ async def start(settings: Settings) -> Server:
     store = ConferenceStore(settings.database_url)
     store.create_all()
     low, high = settings.media.rtp_ports
-    media = MediaPlane(settings.media.host, (low, high), max_streams=(high - low + 1) // 2)
+    media = MediaPlane(
+        settings.media.host, (low, high), max_streams=(high - low + 1) // 2,
+        srtp_keylog_file=settings.tls.srtp_keylog_file,
+    )  # fmt: skip
+    if settings.tls.srtp_keylog_file is not None:
+        logger.warning(
+            "DTLS-SRTP key log enabled: %s (debugging only)", settings.tls.srtp_keylog_file
+        )
     config = FocusConfig(
         domain=settings.sip.domain,
         trusted_proxies=frozenset(settings.sip.trusted_proxies),
