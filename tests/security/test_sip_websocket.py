@@ -211,3 +211,25 @@ def test_an_expired_invite_is_refused(server: SecurityServer, refusal: RefusalLo
         f"HTTP {status}; /join/… {again.status}",
     )  # fmt: skip
     assert status == 403 and again.status == 404
+
+
+def test_hostile_frames_get_400_or_a_close_and_the_server_stays(
+    server: SecurityServer, refusal: RefusalLog
+) -> None:
+    alice = _signed_in(server, "alice")
+    with open_sip_socket(server.web, cookies=alice.cookies) as probe:
+        probe.connection.send(b"\x00\xffnot SIP at all\r\n\r\n")  # binary garbage: dropped
+        probe.connection.send(
+            "OPTIONS sip:room@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/WS h.invalid;branch=z9hG4bKx\r\n"
+            "CSeq: one OPTIONS\r\nCall-ID: x\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:room@b>\r\n\r\n"
+        )
+        answer = probe.connection.recv(timeout=5)
+        first = answer.split("\r\n", 1)[0] if isinstance(answer, str) else repr(answer[:40])
+        assert first.startswith("SIP/2.0 400"), first
+    with open_sip_socket(server.web, cookies=alice.cookies) as probe:
+        probe.connection.send("x" * 70_000)  # over the 64 KiB message cap
+        assert probe.wait_closed(5.0), "an oversized message did not close the connection"
+    refusal.record(
+        "SIP WebSocket input", "a malformed request; a 70 kB message",
+        f"{first}; connection closed (1009)",
+    )  # fmt: skip
