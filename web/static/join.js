@@ -181,8 +181,8 @@
     }
     audio = new AudioContext();
     meter(stream, localMeter);
-    // "balanced": the focus answers one audio m-line without a=group:BUNDLE (RFC 8843)
-    pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "balanced", rtcpMuxPolicy: "require" });
+    // max-bundle: one transport; the focus answers the BUNDLE group of its one audio line
+    pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
     pc.ontrack = (event) => {
       const remote = event.streams[0] || new MediaStream([event.track]);
