@@ -172,9 +172,14 @@ class SipWebSocketProbe:
         except SipRemoteError:
             return None
         if isinstance(message, SipRequest):
-            if message.method != "ACK":
-                self.connection.send(bytes(make_response(message, 200, to_tag="probe")).decode())
             self.received.append(message)
+            if message.method != "ACK":
+                try:
+                    self.connection.send(
+                        bytes(make_response(message, 200, to_tag="probe")).decode()
+                    )
+                except ConnectionClosed:  # the server may close right after its BYE
+                    self.closed = True
         return message
 
 
