@@ -8,7 +8,7 @@ PYTHON ?= $(shell for p in python3.13 python3; do \
 VENV := .venv
 VPY := $(VENV)/bin/python
 PEERS := sip-tester baresip-core linphone-cli tshark kamailio kamailio-tls-modules \
-	libxml2-utils openssl socat iproute2 postgresql chromium libre-dev gcc pkg-config sqlite3
+	libxml2-utils openssl socat iproute2 postgresql chromium libre-dev gcc pkg-config sqlite3 npm
 BENCH_PEERS := janus  # bench/mixer_janus.py only; no test needs it
 PYTEST_ARGS ?=
 
@@ -26,7 +26,7 @@ run: $(VENV)/.installed
 
 # Debian test peers (run with the files in tests/peers): installed when missing and we are root.
 peers:
-	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint openssl socat ip chromium sqlite3; do \
+	@missing=""; for c in sipp baresip linphone-daemon kamailio tshark xmllint openssl socat ip chromium sqlite3 npm; do \
 	  command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing initdb(postgresql)"; \
 	for c in gcc pkg-config; do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
@@ -37,6 +37,10 @@ peers:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      --no-install-recommends $(PEERS) >/dev/null; \
 	  else echo "make: test peers missing:$$missing (run as root, or apt-get install $(PEERS))" >&2; exit 1; fi; \
+	fi
+	@# JsSIP for tests/interop/test_jssip.py: from npm, bundled, before `make test` leaves the network
+	@if [ ! -f tests/peers/jssip/jssip.bundle.js ] && command -v npm >/dev/null 2>&1; then \
+	  cd tests/peers/jssip && npm install --no-audit --no-fund --silent && npm run -s bundle; \
 	fi
 
 # Peers only the benchmarks run (bench/README.md), installed like the test peers.

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from focus.conference import InvalidInput, StoreError
+from focus.conference import InvalidInput, StoreError, normalize_aor
 from focus.tables import Account, ApiToken, aware
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB per hash
@@ -53,6 +53,7 @@ class AccountInfo:
     name: str
     is_admin: bool
     created_at: datetime
+    sip_uri: str | None = None  # the identity a signed-in browser participant joins as
 
 
 def validate_account_name(name: object) -> str:
@@ -120,7 +121,7 @@ def token_digest(token: str) -> str:
 
 def _info(row: Account) -> AccountInfo:
     assert row.id is not None
-    return AccountInfo(row.id, row.name, row.is_admin, aware(row.created_at))
+    return AccountInfo(row.id, row.name, row.is_admin, aware(row.created_at), row.sip_uri)
 
 
 class AccountQueries:
@@ -128,11 +129,15 @@ class AccountQueries:
 
     engine: Engine
 
-    def create_account(self, name: str, password: str, *, is_admin: bool = False) -> AccountInfo:
+    def create_account(
+        self, name: str, password: str, *, is_admin: bool = False, sip_uri: str | None = None
+    ) -> AccountInfo:
         """A new account; :class:`AccountExists` if the name is taken."""
         validate_account_name(name)
+        uri = None if sip_uri is None else normalize_aor(sip_uri)
         row = Account(name=name, password_hash=hash_password(validate_password(password)))
         row.is_admin = is_admin
+        row.sip_uri = uri
         with Session(self.engine) as session:
             session.add(row)
             try:
@@ -183,6 +188,19 @@ class AccountQueries:
             row.password_hash = encoded
             session.add(row)
             session.commit()
+
+    def set_sip_uri(self, name: str, sip_uri: str | None) -> AccountInfo:
+        """Set (``None``: clear) the SIP identity of account ``name`` (normalised AOR)."""
+        uri = None if sip_uri is None else normalize_aor(sip_uri)
+        with Session(self.engine) as session:
+            row = session.exec(select(Account).where(Account.name == name)).first()
+            if row is None:
+                raise AccountNotFound(f"no account named {name!r}")
+            row.sip_uri = uri
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return _info(row)
 
     def ensure_first_admin(self, password: str | None) -> tuple[AccountInfo, str] | None:
         """Create ``admin`` when there is no account at all; ``(account, password)``.

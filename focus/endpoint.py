@@ -60,6 +60,7 @@ from focus.transport import (
     SipStreamConnection,
     recover_request,
 )
+from focus.websocket import WEBSOCKET_TRANSPORTS, SipWebSocketBinding, SipWebSocketFlow
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ class SipEndpoint:
             idle_timeout=idle_timeout,
             max_message_size=max_message_size,
         )
+        self._max_connections = max_connections
+        self._websockets: dict[SipAddress, SipWebSocketFlow] = {}  # RFC 7118 flows
         self._udp: asyncio.DatagramTransport | None = None
         self._servers: list[asyncio.Server] = []
         self._local: dict[str, SipAddress] = {}
@@ -185,6 +188,9 @@ class SipEndpoint:
         for server in self._servers:
             server.close()
         self._connections.close_all()
+        for flow in list(self._websockets.values()):
+            flow.close()
+        self._websockets.clear()
         for server in self._servers:
             await server.wait_closed()
         for task in list(self._tasks):
@@ -224,6 +230,45 @@ class SipEndpoint:
         return (
             f"SIP/2.0/{transport.upper()} {host}:{address.port};branch={new_branch()};rport{alias}"
         )
+
+    # -- SIP over WebSocket (RFC 7118; the web server owns the sockets) ---------
+
+    def open_websocket_flow(
+        self, remote: SipAddress, local: SipAddress, binding: SipWebSocketBinding
+    ) -> SipWebSocketFlow | None:
+        """Register an accepted WebSocket connection as a flow (None when full).
+
+        ``local`` (the web listener, ``ws``/``wss``) is what our Via and Contact
+        name on this transport.
+        """
+        if remote.transport not in WEBSOCKET_TRANSPORTS or remote in self._websockets:
+            raise SipLocalError(f"not a new WebSocket flow: {remote}")
+        if len(self._websockets) >= self._max_connections:
+            return None
+        self._local.setdefault(local.transport, local)
+        flow = SipWebSocketFlow(remote, binding, max_pending_size=self._max_message_size * 4)
+        self._websockets[remote] = flow
+        return flow
+
+    def websocket_received(self, flow: SipWebSocketFlow, data: bytes) -> None:
+        """One WebSocket message: exactly one SIP message (RFC 7118 §5.2)."""
+        if flow.closed or self._websockets.get(flow.remote) is not flow:
+            return
+        self.datagram_received(data, flow.remote)
+
+    def websocket_closed(self, flow: SipWebSocketFlow) -> None:
+        """The connection is gone: nothing more is sent to its address."""
+        flow.close()
+        if self._websockets.get(flow.remote) is flow:
+            del self._websockets[flow.remote]
+
+    def websocket_binding(self, source: SipAddress) -> SipWebSocketBinding | None:
+        """Who the WebSocket flow ``source`` belongs to (None: not an open WS flow)."""
+        flow = self._websockets.get(source)
+        return None if flow is None or flow.closed else flow.binding
+
+    def websocket_flows(self) -> list[SipWebSocketFlow]:
+        return [flow for flow in self._websockets.values() if not flow.closed]
 
     # -- the TU's API ---------------------------------------------------------
 
@@ -385,12 +430,25 @@ class SipEndpoint:
                 self.stats["send_errors"] += 1
                 return
             self._udp.sendto(data, (dest.host, dest.port))
+        elif dest.transport in WEBSOCKET_TRANSPORTS:
+            if not self._websocket_write(dest, data, message):
+                return
         elif not self._stream_for(dest).write(data, message):
             self.stats["send_errors"] += 1
             if isinstance(message, SipRequest) and message.method != "ACK":
                 self.layer.transport_error(client_key(message))
             return
         self.stats["sent"] += 1
+
+    def _websocket_write(self, dest: SipAddress, data: bytes, message: SipMessage) -> bool:
+        """Over the flow ``dest`` only: a WebSocket client cannot be reached otherwise."""
+        flow = self._websockets.get(dest)
+        if flow is not None and flow.write(data):
+            return True
+        self.stats["send_errors"] += 1
+        if isinstance(message, SipRequest) and message.method != "ACK":
+            self.layer.transport_error(client_key(message))
+        return False
 
     def _stream_for(self, dest: SipAddress) -> SipStreamConnection:
         context = None

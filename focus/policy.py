@@ -30,11 +30,13 @@ class IdentitySource(StrEnum):
 
     ASSERTED = "p-asserted-identity"
     FROM = "from"
+    SESSION = "web-session"  # SIP over WebSocket: the web session's identity (RFC 7118 flow)
 
     @property
     def header(self) -> str:
-        """The header field the identity was taken from."""
-        return "P-Asserted-Identity" if self is IdentitySource.ASSERTED else "From"
+        """The header field the identity was taken from (the session has none)."""
+        names = {IdentitySource.ASSERTED: "P-Asserted-Identity", IdentitySource.FROM: "From"}
+        return names.get(self, "web session")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +129,17 @@ def caller_identity(
     return CallerIdentity(None if anonymous else uri_aor(from_uri), anonymous, IdentitySource.FROM)
 
 
+def session_identity(aor: str) -> CallerIdentity:
+    """The identity of a SIP-over-WebSocket flow: the web session's, bound at the
+    upgrade; From and P-Asserted-Identity of its requests are not consulted."""
+    return CallerIdentity(aor, False, IdentitySource.SESSION)
+
+
 def not_listed(identity: CallerIdentity) -> str:
     """The Warning text for an identity not on the authorized list (it names the header
     the identity came from, not the identity)."""
+    if identity.source is IdentitySource.SESSION:
+        return "the identity of the web session is not on the authorized list"
     return f"the identity in {identity.source.header} is not on the authorized list"
 
 

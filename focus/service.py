@@ -52,7 +52,7 @@ from focus.events import (
     ParticipantUpdated,
 )
 from focus.keying import MikeyFocusKeying, MikeyRefused, offer_key_mgmt
-from focus.policy import admit, caller_identity
+from focus.policy import CallerIdentity, admit, caller_identity, session_identity
 from focus.sdp.bfcp import SdpBfcpPolicy
 from focus.sdp.msrp import SdpMsrpPolicy
 from focus.sdp.offer_answer import (
@@ -70,7 +70,6 @@ from focus.sip.dialog import (
     SipDialogState,
     dialog_from_uas,
     incoming_dialog_id,
-    uri_address,
 )
 from focus.sip.message import (
     SipError,
@@ -85,8 +84,10 @@ from focus.sip.transaction import (
     AckReceived,
     CancelReceived,
     RequestReceived,
+    SipAddress,
     TransactionTimedOut,
 )
+from focus.websocket import WEBSOCKET_TRANSPORTS
 
 if TYPE_CHECKING:  # focus.dialout imports this module
     from focus.dialout import FocusDialOut
@@ -376,7 +377,10 @@ class FocusService:
         if conference is None:
             self._reject(endpoint, event, no_conference(request.request_uri.user))
             return
-        identity = caller_identity(request, event.source.host, self.config.trusted_proxies)
+        identity = self.identify(endpoint, event, conference.name)
+        if isinstance(identity, SipRefusal):
+            self._reject(endpoint, event, identity)
+            return
         decision = admit(
             identity, conference.authorized(), allow_anonymous=conference.policy.allow_anonymous
         )
@@ -403,6 +407,38 @@ class FocusService:
             await self._answer_invite(endpoint, event, call)
         finally:
             self._pending.pop(key, None)
+
+    def identify(
+        self, endpoint: SipEndpoint, event: RequestReceived, conference: str
+    ) -> CallerIdentity | SipRefusal:
+        """Who is asking to join ``conference`` (dial-in, SUBSCRIBE).
+
+        Over SIP/WebSocket the flow's web-session identity, whatever From or
+        P-Asserted-Identity say (an invite link's flow reaches its own
+        conference only); otherwise :func:`focus.policy.caller_identity`.
+        """
+        source = event.source
+        if source.transport not in WEBSOCKET_TRANSPORTS:
+            return caller_identity(event.request, source.host, self.config.trusted_proxies)
+        binding = endpoint.websocket_binding(source)
+        if binding is None:
+            return SipRefusal(403, "this WebSocket connection has no web session identity")
+        if binding.conference is not None and binding.conference != conference:
+            return SipRefusal(403, "an invite link admits to its own conference only")
+        return session_identity(binding.identity)
+
+    async def disconnect_flows(self, flows: Iterable[SipAddress], *, reason: str) -> int:
+        """End every call made over one of ``flows`` (BYE over the flow), then close
+        the WebSocket flows among them; how many calls ended (invite revoked)."""
+        wanted = set(flows)
+        calls = [c for c in self._calls.values() if c.dialog and c.dialog.flow in wanted]
+        endpoint = self.endpoint
+        if endpoint is not None:
+            await asyncio.gather(*(self._hang_up(endpoint, c, reason=reason) for c in calls))
+            for flow in endpoint.websocket_flows():
+                if flow.remote in wanted:
+                    endpoint.websocket_closed(flow)
+        return len(calls)
 
     def _check_request(self, request: SipRequest) -> SipRefusal | None:
         unsupported = [
@@ -523,6 +559,9 @@ class FocusService:
             bfcp=self._floor_policy(conference),
             mikey=mikey,
             sdes_refused=self._sdes_refused(event),
+            # WebRTC (RFC 8829 §5.1.1) requires rtcp-mux: agreed with browsers (SIP over
+            # WebSocket); other flows keep the RTCP port pair their tested peers use
+            accept_rtcp_mux=event.source.transport in WEBSOCKET_TRANSPORTS,
         )
         if self.config.suites:
             policy = dataclasses.replace(policy, suites=self.config.suites)
@@ -745,7 +784,7 @@ class FocusService:
             return
         try:
             async with asyncio.timeout(self.config.bye_timeout):
-                await endpoint.request(bye, uri_address(dialog.next_hop()))
+                await endpoint.request(bye, dialog.destination())
         except (TimeoutError, SipError, OSError) as exc:  # timeouts, transport, overload
             call.log.info("[%s] BYE not answered: %s", call.call_id, exc)
 

@@ -46,6 +46,7 @@ from focus.conference import (
     normalize_aor,
     validate_conference_name,
 )
+from focus.invites import InviteQueries
 from focus.tables import Account, ApiToken, AuthorizedParticipant, Conference, aware, utcnow
 
 __all__ = [
@@ -191,7 +192,7 @@ def migrate(engine: Engine) -> str | None:
     return after
 
 
-class ConferenceStore(AccountQueries):
+class ConferenceStore(AccountQueries, InviteQueries):
     """Conference and account CRUD over one database; thread-safe, one session per call."""
 
     def __init__(self, database_url: str) -> None:

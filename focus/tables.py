@@ -3,7 +3,8 @@
 ``accounts`` (web/API users), ``api_tokens`` (bearer tokens, stored as SHA-256
 digests only), ``conferences`` (name, owner, policy) and
 ``authorized_participants`` (the per-conference authorized list with roles,
-TS 33.328 G.3.1).  :mod:`focus.store` and :mod:`focus.accounts` query them and
+TS 33.328 G.3.1) and ``invites`` (invite links, kept as SHA-256 digests only).
+:mod:`focus.store`, :mod:`focus.accounts` and :mod:`focus.invites` query them and
 hand out frozen snapshots; nothing else sees a row.  Every change to a table
 here needs a new revision in ``focus/migrations/versions``; a test compares the
 migrated schema with these declarations.
@@ -44,6 +45,7 @@ class Account(SQLModel, table=True):
     password_hash: str = Field(sa_type=Text)
     is_admin: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    sip_uri: str | None = Field(default=None, sa_type=Text)  # who the browser joins as
 
 
 class ApiToken(SQLModel, table=True):
@@ -88,3 +90,18 @@ class AuthorizedParticipant(SQLModel, table=True):
     uri: str = Field(sa_type=Text)
     role: str = Field(default="participant", max_length=16)
     use_mikey: bool = False
+
+
+class Invite(SQLModel, table=True):
+    """An invite link for one identity to one conference; only the token's SHA-256 is kept."""
+
+    __tablename__ = "invites"
+
+    id: int | None = Field(default=None, primary_key=True)
+    conference_id: int = Field(foreign_key="conferences.id", ondelete="CASCADE", index=True)
+    uri: str = Field(sa_type=Text)
+    digest: str = Field(max_length=64, unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    opened_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))

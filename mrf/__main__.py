@@ -221,7 +221,18 @@ def _admin_parsers(commands: argparse._SubParsersAction[Any]) -> None:
     create.add_argument(
         "--admin", action="store_true", help="an administrator (sees every conference)"
     )
+    create.add_argument(
+        "--sip-uri", type=_kms_user, metavar="SIP-URI",
+        help="the SIP identity this account joins conferences as from the browser",
+    )  # fmt: skip
     create.set_defaults(handler=_admin_create)
+    update = _subparser(actions, "set", "change an account's settings")
+    update.add_argument("name", help="account name")
+    update.add_argument(
+        "--sip-uri", type=_sip_uri_or_none, metavar="SIP-URI", required=True,
+        help="the account's SIP identity for browser participation ('' clears it)",
+    )  # fmt: skip
+    update.set_defaults(handler=_admin_set)
     token = _subparser(actions, "token", "print a new REST API bearer token for an account")
     token.add_argument("name", help="account name")
     token.set_defaults(handler=_admin_token)
@@ -242,6 +253,10 @@ def _kms_user(text: str) -> str:
         return normalize_aor(text)
     except InvalidInput as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sip_uri_or_none(text: str) -> str | None:
+    return None if text == "" else _kms_user(text)
 
 
 def _kms_enroll(args: argparse.Namespace, settings: Settings) -> int:
@@ -276,8 +291,25 @@ def _admin_create(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     with ConferenceStore(settings.database_url) as store:
         store.create_all()
-        account = store.create_account(args.name, password, is_admin=args.admin)
-    print(json.dumps({"id": account.id, "name": account.name, "admin": account.is_admin}))
+        account = store.create_account(
+            args.name, password, is_admin=args.admin, sip_uri=args.sip_uri
+        )
+    print(json.dumps({"id": account.id, "name": account.name, "admin": account.is_admin,
+                      "sip_uri": account.sip_uri}))  # fmt: skip
+    return 0
+
+
+def _admin_set(args: argparse.Namespace, settings: Settings) -> int:
+    from focus.store import AccountNotFound, ConferenceStore
+
+    with ConferenceStore(settings.database_url) as store:
+        store.create_all()
+        try:
+            account = store.set_sip_uri(args.name, args.sip_uri)
+        except AccountNotFound as exc:
+            _fail(str(exc))
+            return 1
+    print(json.dumps({"id": account.id, "name": account.name, "sip_uri": account.sip_uri}))
     return 0
 
 

@@ -96,7 +96,14 @@ async def start(settings: Settings) -> Server:
         stack.callback(store.close)
         store.create_all()
         low, high = settings.media.rtp_ports
-        media = MediaPlane(settings.media.host, (low, high), max_streams=(high - low + 1) // 2)
+        media = MediaPlane(
+            settings.media.host, (low, high), max_streams=(high - low + 1) // 2,
+            srtp_keylog_file=settings.tls.srtp_keylog_file,
+        )  # fmt: skip
+        if settings.tls.srtp_keylog_file is not None:
+            logger.warning(
+                "DTLS-SRTP key log enabled: %s (debugging only)", settings.tls.srtp_keylog_file
+            )
         stack.push_async_callback(_close_media, media)
         config = FocusConfig(
             domain=settings.sip.domain,

@@ -140,9 +140,11 @@ class NotifySettings:
 
 @dataclass(frozen=True, slots=True)
 class TlsSettings:
-    """Opt-in TLS debugging: NSS key-log file (off by default, house style §5)."""
+    """Opt-in TLS debugging: NSS key-log file, and the DTLS-SRTP keys the media plane
+    exports (off by default, house style §5)."""
 
     keylog_file: Path | None = None
+    srtp_keylog_file: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +413,7 @@ KEYS: dict[str, Validator] = {
     "notify.max_expires": _expires,
     "notify.algorithm": _notify_algorithm,
     "tls.keylog_file": _optional_path,
+    "tls.srtp_keylog_file": _optional_path,
 }
 SECTIONS = frozenset(key.split(".")[0] for key in KEYS if "." in key)
 
@@ -488,6 +491,7 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "notify.max_expires": _env_int,
         "notify.algorithm": _env_text,
         "tls.keylog_file": _env_text,
+        "tls.srtp_keylog_file": _env_text,
     }.items()
 }
 # MRF_* variables read elsewhere (not settings); anything else is probably a typo.

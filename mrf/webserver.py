@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT = 10.0
 SHUTDOWN_TIMEOUT = 5.0
+WS_MAX_SIZE = 65536  # one SIP message per WebSocket message (RFC 7118 §5.2), SIP's own cap
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -101,6 +102,7 @@ async def start_web(settings: Settings, services: Any) -> WebServer:
     config = uvicorn.Config(
         app, log_level=settings.log_level.lower(), lifespan="on", log_config=None,
         access_log=False, timeout_graceful_shutdown=2, server_header=False,
+        ws="websockets-sansio", ws_max_size=WS_MAX_SIZE,
     )  # fmt: skip
     server = _EmbeddedUvicorn(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="web")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from focus.service import FocusService
-from focus.sip.dialog import SipDialog, SipDialogState, uri_address
+from focus.sip.dialog import SipDialog, SipDialogState
 from focus.sip.message import SipError
 from notify.conference_info import (
     CONFERENCE_INFO_CONTENT_TYPE,
@@ -249,9 +249,7 @@ class NotifySender:
         assert endpoint is not None
         try:
             async with asyncio.timeout(self.config.notify_timeout):
-                response = await endpoint.request(
-                    request, uri_address(subscriber.dialog.next_hop())
-                )
+                response = await endpoint.request(request, subscriber.dialog.destination())
         except (TimeoutError, SipError, OSError) as exc:
             logger.info("[%s] NOTIFY not answered: %s", request.call_id, exc)
             return False

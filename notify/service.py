@@ -38,7 +38,7 @@ from typing import Any
 from focus.conference import ConferenceInfo
 from focus.endpoint import SipEndpoint
 from focus.events import FocusEvent, ParticipantJoined, ParticipantLeft
-from focus.policy import CallerIdentity, caller_identity, not_listed
+from focus.policy import CallerIdentity, not_listed
 from focus.service import FocusService, no_conference
 from focus.sip.dialog import dialog_from_uas, incoming_dialog_id
 from focus.sip.message import SipRemoteError, SipRequest, make_response
@@ -152,7 +152,9 @@ class NotifyService(NotifySender):
         request = event.request
         accepted = check_subscribe(request, self.config.subscription)
         info = self._conference(request)
-        identity = caller_identity(request, event.source.host, self.focus.config.trusted_proxies)
+        identity = self.focus.identify(endpoint, event, info.name)
+        if isinstance(identity, SipRefusal):
+            raise NotifyRemoteError(identity.status, "Forbidden", warning=identity.warning)
         self._authorize(info, identity, request.call_id)
         self._check_contact(request)
         self._check_capacity(info.name)

@@ -31,6 +31,11 @@ PRODUCT = ("focus", "mrf", "notify", "web")
 INDIRECT = {
     "jinja2": ("starlette.templating", "web/pages.py", "Jinja2Templates"),
     "psycopg": ("sqlalchemy.dialects.postgresql.psycopg", "focus/store.py", "postgresql+psycopg"),
+    "websockets": (
+        "uvicorn.protocols.websockets.websockets_sansio_impl",
+        "mrf/webserver.py",
+        "websockets-sansio",
+    ),  # fmt: skip
 }
 
 

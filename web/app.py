@@ -20,13 +20,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mrf.settings import Settings
-from web import api, pages
+from web import api, invites, pages
 from web.roster import roster_events
+from web.sip_socket import sip_socket
 from web.state import WebServices, WebState
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,8 @@ class SecurityHeaders:
                 headers = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() != b"cache-control"
                 ] if not static else list(message.get("headers", []))  # fmt: skip
-                headers += SECURITY_HEADERS
+                own = {k.lower() for k, _ in headers}  # a route may widen one (join page: mic)
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in own]
                 if not static:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
@@ -104,7 +106,9 @@ def create_app(settings: Settings, services: WebServices) -> Starlette:
     routes = [
         *pages.routes,
         Route("/conferences/{id:int}/events", roster_events, methods=["GET"]),
+        *invites.routes,
         *api.routes,
+        WebSocketRoute("/sip", sip_socket),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
     handlers = {

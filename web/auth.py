@@ -46,6 +46,7 @@ class WebSession:
     expires: float
     account_id: int | None = None
     flash: list[str] = field(default_factory=list)
+    invite_id: int | None = None  # an opened invite link (web.invites): join as its identity
 
 
 class SessionStore:
@@ -87,6 +88,12 @@ class SessionStore:
 
     def delete(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+
+    def drop_invite(self, invite_id: int) -> None:
+        """Forget a revoked invite: its sessions can no longer open a SIP WebSocket."""
+        for session in self._sessions.values():
+            if session.invite_id == invite_id:
+                session.invite_id = None
 
 
 def set_session_cookie(response: Response, request: Request, session: WebSession) -> None:

@@ -160,6 +160,36 @@ SCHEMAS: dict[str, Any] = {
             "participants": {"type": "array", "items": _ref("RosterEntry")},
         },
     },
+    "InviteCreate": {
+        "type": "object", "required": ["uri"], "additionalProperties": False,
+        "properties": {
+            "uri": {"type": "string", "example": "sip:carol@127.0.0.1",
+                    "description": "an identity on the conference's authorized list"},
+            "expires_in": {"type": "integer", "minimum": 60, "maximum": 30 * 24 * 3600,
+                           "default": 24 * 3600, "description": "seconds"},
+        },
+    },
+    "InviteCreated": {
+        "type": "object", "required": ["id", "url", "expires_at"],
+        "properties": {
+            "id": {"type": "integer"},
+            "url": {"type": "string", "description": "<web base>/join/<token>; shown only here"},
+            "expires_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "Invite": {
+        "type": "object", "required": ["id", "uri", "state", "created_at", "expires_at"],
+        "properties": {
+            "id": {"type": "integer"}, "uri": {"type": "string"},
+            "state": {"type": "string", "enum": ["unused", "opened", "expired", "revoked"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "revoked_at": {"type": "string", "format": "date-time", "nullable": True},
+            "opened_at": {"type": "string", "format": "date-time", "nullable": True},
+            "disconnected": {"type": "integer",
+                             "description": "DELETE only: calls ended by the revocation"},
+        },
+    },
     "Health": {
         "type": "object", "required": ["status", "listeners"],
         "properties": {
@@ -240,6 +270,31 @@ PATHS: dict[str, Any] = {
             "requestBody": _body("Mute"),
             "responses": {"200": _json(_ref("RosterEntry"), "changed"),
                           **_errors(*_BODY_ERRORS)},
+        },
+    },
+    "/api/conferences/{id}/invites": {
+        "parameters": [_ID],
+        "post": {
+            "operationId": "createInvite",
+            "summary": "an invite link for one authorized identity (browser join)",
+            "requestBody": _body("InviteCreate"),
+            "responses": {"201": _json(_ref("InviteCreated"), "created; the token is in url"),
+                          **_errors(*_BODY_ERRORS)},
+        },
+        "get": {
+            "operationId": "listInvites", "summary": "the conference's invites, without tokens",
+            "responses": {"200": _json({"type": "array", "items": _ref("Invite")}, "invites"),
+                          **_errors(401, 404)},
+        },
+    },
+    "/api/conferences/{id}/invites/{invite_id}": {
+        "parameters": [_ID, {"name": "invite_id", "in": "path", "required": True,
+                             "schema": {"type": "integer", "minimum": 1,
+                                        "maximum": 2**31 - 1}}],
+        "delete": {
+            "operationId": "revokeInvite",
+            "summary": "revoke an invite; whoever joined with it is disconnected",
+            "responses": {"200": _json(_ref("Invite"), "revoked"), **_errors(401, 403, 404)},
         },
     },
     "/api/health": {

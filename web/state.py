@@ -63,6 +63,7 @@ class WebState:
     responses: Counter[int] = field(default_factory=Counter)
     logins: Counter[str] = field(default_factory=Counter)
     sse_clients: int = 0
+    sip_socket_refusals: int = 0  # refused upgrades on /sip (web.sip_socket)
     metrics_token: str | None = field(default=None, repr=False)  # the scrape token
     metrics_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 

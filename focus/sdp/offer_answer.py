@@ -696,9 +696,28 @@ def build_answer(
         name="-",
         connection=SdpConnection(local_host, addrtype),
         timings=timings or [SdpTiming()],
-        attributes=_mikey_answer(plan, media, mikey),
+        attributes=[*_bundle_answer(offer, media), *_mikey_answer(plan, media, mikey)],
         media=media,
     )
+
+
+def _bundle_answer(offer: SdpSession, media: list[SdpMedia]) -> list[SdpAttribute]:
+    """``a=mid`` (RFC 5888 §9.1) on each accepted line whose offer named one, and a
+    BUNDLE group (RFC 8843 §7.3) when exactly one accepted RTP line is in the offer's
+    group: what a browser asks for with ``bundlePolicy: "max-bundle"``.  Several RTP
+    lines are not bundled (each has its own transport here), so no group then."""
+    bundled: list[str] = []
+    groups = [a.value or "" for a in offer.attributes if a.name == "group"]
+    offered = {tag for g in groups if g.split()[:1] == ["BUNDLE"] for tag in g.split()[1:]}
+    for line, offered_line in zip(media, offer.media, strict=True):
+        mid = offered_line.get_attribute("mid")
+        if line.port == 0 or mid is None or not mid.value:
+            continue
+        if line.get_attribute("mid") is None:
+            line.attributes.append(SdpAttribute("mid", mid.value))
+        if mid.value in offered and "RTP" in line.proto:
+            bundled.append(mid.value)
+    return [SdpAttribute("group", f"BUNDLE {bundled[0]}")] if len(bundled) == 1 else []
 
 
 def _transport_answer(

@@ -158,6 +158,14 @@ class SipDialog:
             return SipNameAddr.parse(self.route_set[0]).uri
         return SipUri.parse(self.remote_target)
 
+    def destination(self) -> SipAddress:
+        """Where in-dialog requests go: a WebSocket dialog's own flow (RFC 7118 §5:
+        the client's Contact host is ``.invalid``, it is reachable over that
+        connection only), else the next hop (§12.2.1.1)."""
+        if self.flow is not None and self.flow.transport in ("ws", "wss"):
+            return self.flow
+        return uri_address(self.next_hop())
+
     def _build(self, method: str, cseq: int, via: str | None) -> SipRequest:
         uri, routes = self._target_and_routes()
         request = SipRequest(method, uri, SipHeaders())

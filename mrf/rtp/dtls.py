@@ -284,10 +284,12 @@ class RtpDtlsKeying:
         session: RtpDtlsSession,
         *,
         on_failed: Callable[[str], None] | None = None,
+        key_log: Callable[[Any, RtpDtlsKeys], None] | None = None,
     ) -> None:
         self.stream = stream
         self.session = session
         self.on_failed = on_failed
+        self.key_log = key_log  # opt-in debugging only (tls.srtp_keylog_file)
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._peer: tuple[str, int] | None = None
@@ -321,6 +323,8 @@ class RtpDtlsKeying:
         if session.state is RtpDtlsState.CONNECTED and session.keys is not None:
             keys = session.keys
             self.stream.set_keys(keys.suite, keys.rx_key_salt, keys.tx_key_salt)
+            if self.key_log is not None:
+                self.key_log(self.stream, keys)
             logger.info("[%s] DTLS-SRTP connected suite=%s role=%s", label, keys.suite,
                         "client" if session.client else "server")  # fmt: skip
         elif session.state is RtpDtlsState.FAILED:

@@ -14,10 +14,17 @@ import errno
 import ipaddress
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from focus.sdp.attributes import SdpFingerprint
-from mrf.rtp.dtls import RtpDtlsCertificate, RtpDtlsKeying, RtpDtlsSession, RtpDtlsState
+from mrf.rtp.dtls import (
+    RtpDtlsCertificate,
+    RtpDtlsKeying,
+    RtpDtlsKeys,
+    RtpDtlsSession,
+    RtpDtlsState,
+)
 from mrf.rtp.ice import RtpIceAgent
 from mrf.rtp.packet import RtpLocalError
 from mrf.rtp.stream import OnRtp, RtpStream
@@ -42,6 +49,7 @@ class MediaPlane:
         *,
         max_streams: int = DEFAULT_MAX_STREAMS,
         rtcp_interval: float = 5.0,
+        srtp_keylog_file: Path | None = None,
     ):
         try:
             ipaddress.ip_address(host)
@@ -57,6 +65,7 @@ class MediaPlane:
         self.rtp_ports = (lo, hi)
         self.max_streams = max_streams
         self.rtcp_interval = rtcp_interval
+        self.srtp_keylog_file = srtp_keylog_file  # DTLS-SRTP keys, debugging only
         self._pairs = list(range(first, hi, 2))  # even RTP ports whose RTCP port fits
         self._cursor = 0
         self._streams: dict[int, RtpStream] = {}
@@ -130,7 +139,8 @@ class MediaPlane:
                 client=plan.dtls.client,
                 fingerprints=plan.dtls.remote_fingerprints,
             )
-            stream.keying = RtpDtlsKeying(stream, session, on_failed=on_failed)
+            key_log = self._log_keys if self.srtp_keylog_file is not None else None
+            stream.keying = RtpDtlsKeying(stream, session, on_failed=on_failed, key_log=key_log)
             stream.keying.plan = plan.dtls
             if ice is None:
                 stream.keying.start()
@@ -139,6 +149,17 @@ class MediaPlane:
                 stream, ice, rtcp_mux=plan.rtcp_mux, on_connected=lambda: _start_dtls(stream)
             )
             stream.ice.start()
+
+    def _log_keys(self, stream: RtpStream, keys: RtpDtlsKeys) -> None:
+        """One line per DTLS-SRTP association: ``DTLS-SRTP <local RTP port> <suite>
+        <rx key||salt hex> <tx key||salt hex>`` (``tls.srtp_keylog_file``, opt-in)."""
+        assert self.srtp_keylog_file is not None
+        line = (
+            f"DTLS-SRTP {stream.rtp_port} {keys.suite} "
+            f"{bytes(keys.rx_key_salt).hex()} {bytes(keys.tx_key_salt).hex()}\n"
+        )
+        with self.srtp_keylog_file.open("a") as out:
+            out.write(line)
 
     def release(self, stream: RtpStream) -> None:
         """Close the stream (keys wiped, sockets closed) and free its port pair."""

@@ -8,11 +8,13 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from sqlmodel import SQLModel
 
+from focus.accounts import token_digest
 from focus.conference import DEFAULT_KEY_MODES, KEY_MODES
 from focus.store import ConferenceStore, _alembic_config, make_engine, migrate
-from focus.tables import Account, ApiToken, AuthorizedParticipant, Conference
+from focus.tables import Account, ApiToken, AuthorizedParticipant, Conference, Invite
 
-TABLES = {"accounts", "api_tokens", "conferences", "authorized_participants"}
+TABLES = {"accounts", "api_tokens", "conferences", "authorized_participants", "invites"}
+HEAD = "0006"
 
 
 def _columns(url: str) -> dict[str, set[str]]:
@@ -29,13 +31,12 @@ def test_upgrade_to_head_creates_the_declared_schema(database_url: str) -> None:
         store.create_all()
         with store.engine.connect() as connection:
             assert (
-                connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                == "0003"
+                connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
             )
-        assert migrate(store.engine) == "0003", "upgrading again is a no-op"
+        assert migrate(store.engine) == HEAD, "upgrading again is a no-op"
     declared = {
         table.__tablename__: set(table.model_fields)  # type: ignore[attr-defined]
-        for table in (Account, ApiToken, Conference, AuthorizedParticipant)
+        for table in (Account, ApiToken, Conference, AuthorizedParticipant, Invite)
     }
     assert _columns(database_url) == declared
 
@@ -49,6 +50,7 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
     ]
     SQLModel.metadata.create_all(engine, tables=tables)
     with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE accounts DROP COLUMN sip_uri"))  # added by 0005
         connection.execute(
             text(
                 "INSERT INTO conferences (name, created_at, updated_at, allow_anonymous, "
@@ -89,7 +91,7 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
                 "INSERT INTO authorized_participants (conference_id, uri, role, use_mikey) "
                 "SELECT id, 'sip:alice@example.com', 'chair', false FROM conferences"
             ))  # fmt: skip
-        assert migrate(engine) == "0003"
+        assert migrate(engine) == HEAD
         with engine.begin() as connection:
             _insert(connection, "raw", None)  # written without key_modes: the server default
     finally:
@@ -108,3 +110,43 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
         with store.engine.connect() as connection:
             left = connection.execute(text("SELECT COUNT(*) FROM authorized_participants"))
             assert left.scalar() == 1
+
+
+def test_0005_0006_accounts_gain_a_sip_identity_and_invites_come_and_go(
+    database_url: str,
+) -> None:
+    """A 0003 database (an account with a token) upgraded to 0006 and back to 0003."""
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "0003")
+            connection.execute(text(
+                "INSERT INTO accounts (name, password_hash, is_admin, created_at) "
+                "VALUES ('ana', 'x', false, '2025-01-01')"
+            ))  # fmt: skip
+            connection.execute(text(
+                "INSERT INTO api_tokens (account_id, digest, created_at) "
+                f"SELECT id, '{token_digest('mrf_t')}', '2025-01-01' FROM accounts"
+            ))  # fmt: skip
+        assert migrate(engine) == HEAD
+    finally:
+        engine.dispose()
+    with ConferenceStore(database_url) as store:
+        account = store.get_account("ana")
+        assert account is not None and account.sip_uri is None
+        assert store.account_for_token("mrf_t") == account, "the token survived"
+        changed = store.set_sip_uri("ana", "sips:Ana@Example.COM:5061")
+        assert changed.sip_uri == "sip:Ana@example.com"
+        room = store.create_conference("room", ["sip:Ana@example.com"])
+        invite, secret = store.create_invite(room.id, "sip:Ana@example.com", 60)
+        opened = store.open_invite(secret)
+        assert opened is not None and opened.id == invite.id and opened.opened_at is not None
+        with store.engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), "0003")
+        tables = inspect(store.engine).get_table_names()
+        columns = {c["name"] for c in inspect(store.engine).get_columns("accounts")}
+        assert "invites" not in tables and "sip_uri" not in columns
+        with store.engine.connect() as connection:
+            names = connection.execute(text("SELECT name FROM accounts")).scalars().all()
+            tokens = connection.execute(text("SELECT COUNT(*) FROM api_tokens")).scalar()
+        assert names == ["ana"] and tokens == 1, "downgrading kept accounts and tokens"

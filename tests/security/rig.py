@@ -5,7 +5,9 @@ The server runs as a subprocess (:class:`tests.interop.harness.MrfServer`,
 proxy (``127.0.0.2``, the P-CSCF: its P-Asserted-Identity is believed, and the
 dial-out answerer stands behind it) and one conference, ``room``, owned by the
 web account ``ana``, where ``dora`` is the chair.  A second account, ``ben``,
-owns nothing; ``metrics_token`` is the scrape token of ``GET /metrics``.
+owns nothing and has no SIP identity; the accounts ``alice`` and ``mallory``
+carry the SIP identities ALICE (on the list) and MALLORY (on none) for the
+browser (SIP over WebSocket); ``metrics_token`` is the scrape token of ``GET /metrics``.
 Accounts, tokens, the conference and alice's KMS key are written to the data
 directory before the server starts (the same store and key file the CLI
 writes).
@@ -96,6 +98,8 @@ def start_security_server(workdir: Path) -> SecurityServer:
         store.create_all()
         ana = store.create_account("ana", PASSWORD)
         store.create_account("ben", PASSWORD)
+        store.create_account("alice", PASSWORD, sip_uri=ALICE)  # joins from the browser
+        store.create_account("mallory", PASSWORD, sip_uri=MALLORY)  # a SIP identity on no list
         tokens = store.create_token("ana"), store.create_token("ben")
         participants = [
             (ALICE, "participant"), (CAROL, "participant"), (BOB, "participant"), (DORA, "chair")

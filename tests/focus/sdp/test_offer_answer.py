@@ -17,7 +17,7 @@ from focus.sdp.offer_answer import (
     plan_answer,
 )
 from focus.sdp.sdes import SDES_SUITES
-from focus.sdp.session import SdpLocalError, SdpRemoteError, SdpSession
+from focus.sdp.session import SdpAttribute, SdpLocalError, SdpRemoteError, SdpSession
 from tests.peers.pcap import tshark_fields
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "sdp"
@@ -402,6 +402,23 @@ def test_rtcp_port_and_mux_in_answer() -> None:
     muxed = plan_answer(offer, SdpFocusPolicy(accept_rtcp_mux=True))
     assert muxed.streams[0].rtcp_mux and muxed.streams[0].remote_rtcp_port == 5004
     assert "a=rtcp-mux\r\n" in str(answer_for(offer, muxed))
+
+
+def test_mid_and_a_single_line_bundle_group_are_answered() -> None:
+    """A browser's max-bundle offer (RFC 8843): the answer names the mid and the group."""
+    crypto = f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key(30)}"
+    text = str(audio_offer("RTP/SAVP", crypto, "a=mid:0"))
+    grouped = SdpSession.parse(text.replace("t=0 0\r\n", "t=0 0\r\na=group:BUNDLE 0\r\n", 1))
+    answer = answer_for(grouped, plan_answer(grouped))
+    assert [str(a) for a in answer.attributes if a.name == "group"] == ["group:BUNDLE 0"]
+    assert answer.media[0].get_attribute("mid") == SdpAttribute("mid", "0")
+    ungrouped = audio_offer("RTP/SAVP", crypto, "a=mid:audio")  # mid without a group
+    answer = answer_for(ungrouped, plan_answer(ungrouped))
+    assert not [a for a in answer.attributes if a.name == "group"]
+    assert answer.media[0].get_attribute("mid") == SdpAttribute("mid", "audio")
+    plain = audio_offer("RTP/SAVP", crypto)
+    answer = answer_for(plain, plan_answer(plain))
+    assert answer.media[0].get_attribute("mid") is None and not answer.attributes
 
 
 def test_ipv6_answer_and_build_errors() -> None:
