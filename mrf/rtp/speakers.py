@@ -12,7 +12,8 @@ heard and does not take a slot):
   `stop_level`, and for `hangover` seconds after the last such frame (pauses
   between words do not drop it: hysteresis in level *and* in time);
 * **compete**: with every slot taken, a newcomer takes the slot of a
-  speaker in its hangover (silent now; the longest silent first), or else of
+  speaker in its hangover (silent for more than `PAUSE`, so that a lost or
+  late packet is not a pause; the longest silent first), or else of
   the quietest speaker that has talked for at least `min_talk` seconds, and
   then only when its smoothed level is `switch_margin` dB above that one's.
 
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 
 SILENT = -120.0  # dBFS of a participant that sent nothing audible (or was not measured)
 _FORGET_POWER = 1e-9  # -90 dBFS smoothed: a participant this quiet is forgotten until heard
+PAUSE = 0.1  # seconds without voice before a speaker counts as paused (a lost packet is not)
 
 
 class RtpSpeakerConfigError(ValueError):
@@ -173,7 +175,7 @@ class RtpSpeakerSelector:
         self, slots: list[tuple[str, _Talker]], newcomer: _Talker, now: float
     ) -> _Talker | None:
         """The speaker whose slot `newcomer` takes, if any (see the module doc)."""
-        paused = [item for item in slots if item[1].last_voice < now]
+        paused = [item for item in slots if now - item[1].last_voice > PAUSE]
         if paused:  # a speaker in its hangover yields to one who talks now
             return min(paused, key=lambda item: (item[1].last_voice, item[0]))[1]
         weakest = min(

@@ -117,3 +117,16 @@ def test_frame_level_and_config_checks() -> None:
     ):
         with pytest.raises(RtpSpeakerConfigError):
             RtpSpeakerConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_a_lost_frame_is_not_a_pause_but_a_silence_yields_the_slot() -> None:
+    config = RtpSpeakerConfig(max_speakers=1, min_talk=10.0)  # no displacement by loudness
+    selector = RtpSpeakerSelector(config)
+    clock = Clock(selector)
+    clock.run({"a": -20.0}, 10)
+    clock.run({"a": -20.0, "b": -20.0}, 3)
+    clock.run({"b": -20.0}, 2)  # two of a's frames lost or late: 40 ms
+    clock.run({"a": -20.0, "b": -20.0}, 3)
+    assert selector.speakers == {"a"}
+    clock.run({"b": -20.0}, 7)  # a silent for 140 ms while b talks: a pause
+    assert selector.speakers == {"b"}
