@@ -133,7 +133,13 @@ async def conference(request: Request) -> Response:
     who = await authenticated(request)
     info = await conference_of(request, who)
     if request.method == "GET":
-        return JSONResponse(conference_json(request, info))
+        body = conference_json(request, info)
+        homing = getattr(web_state(request).services.focus, "homing", None)
+        if homing is not None:  # several nodes: where it runs while live (docs/scaling.md)
+            home = await call_store(request, homing.home_of, info.name)
+            if home is not None:
+                body["home"] = home
+        return JSONResponse(body)
     if request.method == "DELETE":
         await actions.delete_conference(request, who, info)
         return Response(status_code=204)

@@ -13,6 +13,7 @@ from focus.store import ConferenceStore, _alembic_config, make_engine, migrate
 from focus.tables import Account, ApiToken, AuthorizedParticipant, Conference
 
 TABLES = {"accounts", "api_tokens", "conferences", "authorized_participants"}
+HEAD = "0006"  # the newest revision (0006_cluster: conference homes, shared KMS state)
 
 
 def _columns(url: str) -> dict[str, set[str]]:
@@ -28,11 +29,9 @@ def test_upgrade_to_head_creates_the_declared_schema(database_url: str) -> None:
     with ConferenceStore(database_url) as store:
         store.create_all()
         with store.engine.connect() as connection:
-            assert (
-                connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                == "0003"
-            )
-        assert migrate(store.engine) == "0003", "upgrading again is a no-op"
+            version = connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert version.scalar() == HEAD
+        assert migrate(store.engine) == HEAD, "upgrading again is a no-op"
     declared = {
         table.__tablename__: set(table.model_fields)  # type: ignore[attr-defined]
         for table in (Account, ApiToken, Conference, AuthorizedParticipant)
@@ -89,7 +88,7 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
                 "INSERT INTO authorized_participants (conference_id, uri, role, use_mikey) "
                 "SELECT id, 'sip:alice@example.com', 'chair', false FROM conferences"
             ))  # fmt: skip
-        assert migrate(engine) == "0003"
+        assert migrate(engine) == HEAD
         with engine.begin() as connection:
             _insert(connection, "raw", None)  # written without key_modes: the server default
     finally:
@@ -108,3 +107,22 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
         with store.engine.connect() as connection:
             left = connection.execute(text("SELECT COUNT(*) FROM authorized_participants"))
             assert left.scalar() == 1
+
+
+def test_0006_adds_the_cluster_tables_as_declared(database_url: str) -> None:
+    from focus.homes import ConferenceHome
+    from focus.kms.store import KmsTicketSecret, KmsUser, MikeyReplay
+
+    with ConferenceStore(database_url) as store:
+        store.create_all()
+    tables = (ConferenceHome, KmsUser, KmsTicketSecret, MikeyReplay)
+    engine = create_engine(database_url)
+    try:
+        inspector = inspect(engine)
+        found = {
+            t.__tablename__: {c["name"] for c in inspector.get_columns(t.__tablename__)}
+            for t in tables
+        }
+    finally:
+        engine.dispose()
+    assert found == {t.__tablename__: set(t.model_fields) for t in tables}
