@@ -93,3 +93,19 @@ def test_nodes_starting_together_share_one_ticket_secret(database_url: str) -> N
     assert first.enroll_once("sip:x@h") == second.enroll_once("sip:x@h")
     first.engine.dispose()
     second.engine.dispose()
+
+
+def test_cli_enroll_writes_the_shared_database(
+    tmp_path: Path, database_url: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    from mrf.__main__ import main
+
+    monkeypatch.setenv("MRF_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MRF_KMS_DATABASE_URL", database_url)
+    assert main(["kms", "enroll", "sip:bob@127.0.0.1"]) == 0
+    key = bytes.fromhex(capsys.readouterr().out.strip())
+    keys, _ = shared_kms_state(database_url, 300.0)
+    assert keys.user_key(b"sip:bob@127.0.0.1") == key
+    assert not (tmp_path / "kms" / "keys.json").exists()
+    keys.engine.dispose()
