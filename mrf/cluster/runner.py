@@ -174,15 +174,18 @@ def _terminate(part: Part, grace: float = 10.0) -> None:
 def postgresql(run: Path, host: str, port: int) -> Iterator[tuple[Part, str, str]]:
     """A throw-away PostgreSQL; yields (part, conference database URL, KMS database URL)."""
     initdb, pg_ctl, postgres = _binary("initdb"), _binary("pg_ctl"), _binary("postgres")
-    base = run / "postgresql"
-    base.mkdir()
+    # a directory of its own: the postgres user (we run as root) may not enter ``run``
+    base = Path(tempfile.mkdtemp(prefix="mrf-cluster-pg-"))
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
     data = base / "data"
-    subprocess.run(
+    initialised = subprocess.run(
         _as_postgres([initdb, "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"]),
-        check=True, capture_output=True,
+        check=False, capture_output=True, text=True,
     )  # fmt: skip
+    if initialised.returncode != 0:
+        shutil.rmtree(base, ignore_errors=True)
+        raise ClusterError(f"initdb failed: {initialised.stderr.strip()[-500:]}")
     port = port or _free_port(host)
     argv = _as_postgres([postgres, "-D", str(data), "-h", host, "-p", str(port), "-k", str(base),
                          "-c", "fsync=off", "-c", "max_connections=200"])  # fmt: skip
@@ -209,13 +212,18 @@ def postgresql(run: Path, host: str, port: int) -> Iterator[tuple[Part, str, str
         else:
             raise ClusterError(f"PostgreSQL refused connections:\n{part.tail()}")
         url = f"postgresql+psycopg://postgres@{host}:{port}"
-        part.stop = lambda: subprocess.run(
-            _as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
-            capture_output=True, check=False, timeout=30,
-        )  # fmt: skip
+
+        def stop() -> None:
+            subprocess.run(
+                _as_postgres([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
+                capture_output=True, check=False, timeout=30,
+            )  # fmt: skip
+
+        part.stop = stop
         yield part, f"{url}/mrf", f"{url}/mrf_kms"
     finally:
         _terminate(part)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def render_kamailio(run: Path, plan: ClusterPlan, nodes: list[NodeAddress]) -> Path:
@@ -322,6 +330,11 @@ def emit(event: dict[str, object], out: IO[str]) -> None:
     out.flush()
 
 
+def _terminate_all(parts: list[Part]) -> None:
+    for part in reversed(parts):
+        _terminate(part)
+
+
 @contextmanager
 def cluster(plan: ClusterPlan, run: Path, out: IO[str]) -> Iterator[list[Part]]:
     """Start every part (printing its JSON line); stop them all on exit, nodes first."""
@@ -333,7 +346,7 @@ def cluster(plan: ClusterPlan, run: Path, out: IO[str]) -> Iterator[list[Part]]:
         parts: list[Part] = [database]
         nodes = plan.addresses()
         started: list[Part] = []
-        stack.callback(lambda: [_terminate(p) for p in reversed(started)])
+        stack.callback(_terminate_all, started)
         for node in nodes:  # one by one: the first creates the schema and the first admin
             part = start_node(plan, node, run, (url, kms_url))
             started.append(part)
@@ -349,12 +362,24 @@ def cluster(plan: ClusterPlan, run: Path, out: IO[str]) -> Iterator[list[Part]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nodes", type=int, default=3, help="how many mrf nodes (default 3)")
-    parser.add_argument("--run-dir", type=Path, default=None,
-                        help="where data and logs go (default: a new temporary directory)")
-    parser.add_argument("--entry", default="127.0.0.10:5060", metavar="HOST:PORT",
-                        help="Kamailio's SIP address (default 127.0.0.10:5060)")
-    parser.add_argument("--first-node", default="127.0.0.11", metavar="HOST",
-                        help="address of mrf-1; the others follow (default 127.0.0.11)")
+    parser.add_argument(
+        "--run-dir",
+        type=Path,
+        default=None,
+        help="where data and logs go (default: a new temporary directory)",
+    )
+    parser.add_argument(
+        "--entry",
+        default="127.0.0.10:5060",
+        metavar="HOST:PORT",
+        help="Kamailio's SIP address (default 127.0.0.10:5060)",
+    )
+    parser.add_argument(
+        "--first-node",
+        default="127.0.0.11",
+        metavar="HOST",
+        help="address of mrf-1; the others follow (default 127.0.0.11)",
+    )
     parser.add_argument("--lease", type=float, default=6.0,
                         help="conference home lease in seconds (default 6)")  # fmt: skip
 
@@ -372,8 +397,6 @@ def run(args: argparse.Namespace) -> int:
     plan = plan_of(args)
     directory = args.run_dir or Path(tempfile.mkdtemp(prefix="mrf-cluster-"))
     directory.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        directory.chmod(0o755)  # the postgres user walks into it
     stopping: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:

@@ -1,0 +1,243 @@
+"""Three mrf nodes behind Kamailio on one PostgreSQL (``mrf cluster``, docs/scaling.md).
+
+The cluster is the product's own runner (:mod:`mrf.cluster.runner`):
+PostgreSQL, Kamailio on 127.0.0.10 with the dispatcher config of the
+repository, nodes mrf-1..3 on 127.0.0.11..13.  Kamailio's hash over the
+Request-URI user is deterministic for one dispatcher list: ``room-a`` lands
+on mrf-2, ``room-b`` on mrf-1, ``room-c`` on mrf-3 (the tests check that, as
+well as what follows from it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from focus.kms.client import kms_exchange
+from focus.mikey.buffer import MikeyRemoteError
+from focus.mikey.constants import MikeyDataType
+from focus.mikey.initiator import MikeyTicketRequest, MikeyTransferInitiator
+from focus.mikey.message import MikeyGenericIdEntry, MikeyMessage
+from focus.mikey.responder import MikeyTransferResponder
+from focus.mikey.timestamp import MikeyReplayCache
+from mrf.cluster.runner import ClusterPlan, cluster
+
+from .harness import Artifacts, clean_env, network_isolated, require_peer, tail, wait_for
+from .test_mixing import ISOLATION_DB, _levels, _participant, _recording
+
+pytestmark = pytest.mark.interop
+
+ENTRY = "127.0.0.10:5060"
+HASHED = {"room-a": "mrf-2", "room-b": "mrf-1", "room-c": "mrf-3"}
+PEOPLE = ("sip:alice@127.0.0.1", "sip:bob@127.0.0.1", "sip:carol@127.0.0.1")
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Cluster:
+    run: Path
+    database_url: str
+    kms_url: str
+    nodes: dict[str, dict[str, Any]]  # name -> its JSON line
+    token: str
+    conference_ids: dict[str, int]
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        environment = clean_env(PYTHONPATH=str(REPO), MRF_DATABASE_URL=self.database_url,
+                                MRF_DATA_DIR=str(self.run / "cli"), **env)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "mrf", *args], capture_output=True, text=True, timeout=30,
+            env=environment, check=True,
+        )  # fmt: skip
+
+    def api(self, node: str, path: str) -> Any:
+        request = urllib.request.Request(
+            f"{self.nodes[node]['web']}{path}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def home(self, conference: str, *, ask: str = "mrf-3") -> str | None:
+        found = self.api(ask, f"/api/conferences/{self.conference_ids[conference]}")
+        return found.get("home")
+
+    def ue(self, artifacts: Artifacts, conference: str, who: str, *args: str) -> UeProcess:
+        return UeProcess(artifacts, f"sip:{conference}@127.0.0.10", who, *args)
+
+
+class UeProcess:
+    """``mrf ue join`` with its JSON events in the test's directory."""
+
+    def __init__(self, artifacts: Artifacts, uri: str, who: str, *args: str) -> None:
+        name = who.split(":", 1)[1].split("@")[0]
+        self.out = artifacts.path(f"ue-{name}-{time.monotonic_ns()}.jsonl")
+        with self.out.open("wb") as out, artifacts.path(f"ue-{name}.log").open("ab") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mrf", "ue", "join", uri, "--as", who, *args],
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                env=clean_env(PYTHONPATH=str(REPO)),
+            )  # fmt: skip
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        lines = self.out.read_bytes().split(b"\n")[:-1]
+        found = [json.loads(line) for line in lines if line.startswith(b"{")]
+        return [e for e in found if kind is None or e["event"] == kind]
+
+    def wait(self, timeout: float = 30) -> list[dict[str, Any]]:
+        self.proc.wait(timeout)
+        return self.events()
+
+
+@pytest.fixture(scope="module")
+def local_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    if not network_isolated():
+        pytest.fail(
+            "the cluster test binds 127.0.0.10-13 with fixed ports: run it in a private "
+            "network namespace as root (`make test` uses unshare -n)", pytrace=False,
+        )  # fmt: skip
+    require_peer("kamailio")
+    run = tmp_path_factory.mktemp("cluster")
+    out = io.StringIO()
+    with cluster(ClusterPlan(nodes=3), run, out):
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        database = next(line for line in lines if line["event"] == "database")
+        nodes = {line["name"]: line for line in lines if line["event"] == "node"}
+        assert [line["event"] for line in lines][-1] == "entry"
+        made = Cluster(run, database["url"], database["kms_url"], nodes, "", {})
+        made.token = made.cli("admin", "token", "admin").stdout.strip()
+        for name in HASHED:
+            argv = ["conference", "create", name]
+            for uri in PEOPLE:
+                argv += ["--participant", uri]
+            made.cli(*argv)
+        listed = made.api("mrf-1", "/api/conferences")["conferences"]
+        made.conference_ids = {c["name"]: c["id"] for c in listed}
+        yield made
+
+
+def test_two_baresips_dialling_through_kamailio_meet_on_one_home_and_hear_each_other(
+    local_cluster: Cluster, artifacts: Artifacts
+) -> None:
+    uas = {name: _participant(artifacts, name) for name in ("alice", "bob")}
+    try:
+        for ua in uas.values():
+            assert ua.command("dial", f"sip:room-a@{ENTRY}").get("ok")
+            event = ua.wait_event({"CALL_ESTABLISHED", "CALL_CLOSED"}, 15)
+            assert event is not None and event["type"] == "CALL_ESTABLISHED", (
+                f"{ua.events}\n{tail(ua.process.log, 40)}"
+            )
+        home = local_cluster.home("room-a", ask="mrf-1")  # asked of a node that is not it
+        assert home == HASHED["room-a"]
+        path = f"/api/conferences/{local_cluster.conference_ids['room-a']}/roster"
+        roster = local_cluster.api(home, path)
+        assert sorted(p["uri"] for p in roster["participants"]) == list(PEOPLE[:2])
+        for node in local_cluster.nodes:  # the calls were answered by the home only
+            log = (local_cluster.run / f"{node}.log").read_text()
+            assert log.count("joined sip:room-a@") == (2 if node == home else 0), node
+        time.sleep(3.0)
+        for ua in uas.values():
+            ua.command("hangup")
+            assert ua.wait_event({"CALL_CLOSED"}, 5) is not None
+    finally:
+        for ua in uas.values():
+            ua.close()
+    for name, ua in uas.items():
+        audio, rate = _recording(ua)
+        assert audio.shape[0] > 2 * rate, f"{name}: only {audio.shape[0] / rate:.2f} s recorded"
+        levels = _levels(audio, rate)
+        other = "bob" if name == "alice" else "alice"
+        assert levels[other] >= levels[name] + ISOLATION_DB, (name, levels)
+
+
+def test_conferences_spread_over_nodes_and_a_stray_call_is_redirected_to_the_home(
+    local_cluster: Cluster, artifacts: Artifacts
+) -> None:
+    alice, bob, carol = PEOPLE
+    # room-c first reaches mrf-1 directly (not through Kamailio): mrf-1 becomes its home
+    direct = UeProcess(artifacts, "sip:room-c@127.0.0.11:5060", carol, "--audio",
+                       "--proxy", "127.0.0.11:5060", "--duration", "8")  # fmt: skip
+    assert wait_for(lambda: direct.events("joined"), 10), direct.events()
+    joins = [
+        local_cluster.ue(artifacts, "room-b", alice, "--proxy", ENTRY, "--duration", "6"),
+        local_cluster.ue(artifacts, "room-c", bob, "--proxy", ENTRY, "--duration", "6"),
+    ]
+    assert all(wait_for(lambda j=j: j.events("joined"), 15) for j in joins), [
+        j.events() for j in joins
+    ]
+    assert local_cluster.home("room-b") == HASHED["room-b"] == "mrf-1"
+    # Kamailio's hash sent room-c to mrf-3, which answered 302 to its home mrf-1
+    assert local_cluster.home("room-c") == "mrf-1" != HASHED["room-c"]
+    roster = local_cluster.api(
+        "mrf-1", f"/api/conferences/{local_cluster.conference_ids['room-c']}/roster"
+    )
+    assert sorted(p["uri"] for p in roster["participants"]) == [bob, carol]
+    kamailio = (local_cluster.run / "kamailio.log").read_text()
+    assert "CLUSTER: room-c homed at sip:room-c@127.0.0.11:5060" in kamailio
+    # a client that does not follow redirects sees the 302 itself, with the home's Contact
+    stray = UeProcess(artifacts, "sip:room-c@127.0.0.12:5060", alice, "--audio",
+                      "--proxy", "127.0.0.12:5060", "--duration", "1")  # fmt: skip
+    stray.wait(20)
+    refused = stray.events("refused")
+    assert refused and refused[0]["status"] == 302, stray.events()
+    for process in (direct, *joins):
+        assert process.wait(20) and process.proc.returncode == 0, process.events()
+        media = process.events("media")
+        assert media and media[0]["received"] > 0 and media[0]["auth_failures"] == 0
+
+
+def test_a_ticket_from_one_nodes_kms_resolves_on_another_and_its_replay_is_refused_on_a_third(
+    local_cluster: Cluster, artifacts: Artifacts
+) -> None:
+    kms_env = {"MRF_KMS_DATABASE_URL": local_cluster.kms_url}
+    alice = bytes.fromhex(
+        local_cluster.cli("kms", "enroll", "sip:alice@127.0.0.1", **kms_env).stdout.strip()
+    )
+    conference = b"sip:kmscheck@127.0.0.10"
+    conf_key = bytes.fromhex(
+        local_cluster.cli("kms", "enroll", conference.decode(), **kms_env).stdout.strip()
+    )
+    one, two, three = (local_cluster.nodes[n]["kms"] for n in ("mrf-1", "mrf-2", "mrf-3"))
+    asyncio_run = __import__("asyncio").run
+
+    async def exchange() -> None:
+        now = time.time()
+        request = MikeyTicketRequest.build(
+            b"sip:alice@127.0.0.1", alice, responders=[b"?@?"], now=now
+        )
+        granted = request.process_response(await kms_exchange(one, bytes(request.message)),
+                                           now=now)  # fmt: skip
+        init = MikeyTransferInitiator.build(
+            granted, conference, [MikeyGenericIdEntry(1, 241, ())], [], now=now
+        )
+        responder = MikeyTransferResponder.receive(
+            bytes(init.message), identity_r=conference, kms_key=conf_key, now=now,
+            cache=MikeyReplayCache(),
+        )  # fmt: skip
+        resolved = responder.process_resolve_response(
+            await kms_exchange(two, bytes(responder.resolve)), now=now
+        )
+        assert resolved.initiator == b"sip:alice@127.0.0.1"
+        replayed = await kms_exchange(three, bytes(responder.resolve))
+        assert MikeyMessage.parse(replayed).data_type == MikeyDataType.ERROR
+        with pytest.raises(MikeyRemoteError, match="MIKEY error 1$"):  # Invalid TS: a replay
+            responder.process_resolve_response(replayed, now=now)
+
+    asyncio_run(exchange())
+    # and a MIKEY-TICKET call: ticket from mrf-3's KMS, resolved by the home's own KMS
+    ue = local_cluster.ue(
+        artifacts, "room-b", "sip:alice@127.0.0.1", "--proxy", ENTRY, "--mikey",
+        "--kms", three, "--kms-key", alice.hex(), "--duration", "2",
+    )  # fmt: skip
+    events = ue.wait(30)
+    media = [e for e in events if e["event"] == "media"]
+    assert media and media[0]["key_mode"] == "mikey-ticket" and media[0]["received"] > 0, events
