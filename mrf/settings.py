@@ -169,7 +169,7 @@ class NodeSettings:
 
     name: str = field(default_factory=default_node_name)
     homes: bool = False
-    lease: float = 6.0
+    lease: float = 4.0
     contact: str | None = None
 
 

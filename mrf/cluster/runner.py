@@ -99,7 +99,7 @@ class ClusterPlan:
     rtp_ports: tuple[int, int] = (40000, 40999)
     database_host: str = "127.0.0.1"
     database_port: int = 0  # 0: a free port
-    lease: float = 6.0
+    lease: float = 4.0
     domain: str | None = None  # sip.domain of every node (default: the entry address)
     extra_env: dict[str, str] = field(default_factory=dict)
     # the first admin's password (printed once, in the "ready" line, like ``mrf serve`` does)
@@ -380,8 +380,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HOST",
         help="address of mrf-1; the others follow (default 127.0.0.11)",
     )
-    parser.add_argument("--lease", type=float, default=6.0,
-                        help="conference home lease in seconds (default 6)")  # fmt: skip
+    parser.add_argument("--lease", type=float, default=4.0,
+                        help="conference home lease in seconds (default 4)")  # fmt: skip
 
 
 def plan_of(args: argparse.Namespace) -> ClusterPlan:

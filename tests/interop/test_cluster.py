@@ -241,3 +241,69 @@ def test_a_ticket_from_one_nodes_kms_resolves_on_another_and_its_replay_is_refus
     events = ue.wait(30)
     media = [e for e in events if e["event"] == "media"]
     assert media and media[0]["key_mode"] == "mikey-ticket" and media[0]["received"] > 0, events
+
+
+def _table_rows(url: str) -> dict[str, int]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    try:
+        names = set(sqlalchemy.inspect(engine).get_table_names()) - {"alembic_version"}
+        with engine.connect() as connection:
+            return {
+                name: connection.execute(
+                    sqlalchemy.text(f'SELECT count(*) FROM "{name}"')
+                ).scalar_one()
+                for name in sorted(names - {"conference_homes", "mikey_replay"})
+            }
+    finally:
+        engine.dispose()
+
+
+def test_kill_9_of_a_home_rehomes_its_conference_on_a_survivor_within_10_s(
+    local_cluster: Cluster, artifacts: Artifacts
+) -> None:
+    """Runs last: it leaves mrf-2 dead (the module's cluster is stopped after it)."""
+    alice, bob, _ = PEOPLE
+    live = local_cluster.ue(artifacts, "room-a", alice, "--proxy", ENTRY, "--duration", "60")
+    assert wait_for(lambda: live.events("joined"), 15), live.events()
+    home = local_cluster.home("room-a")
+    assert home == HASHED["room-a"]
+    before = {"mrf": _table_rows(local_cluster.database_url),
+              "kms": _table_rows(local_cluster.kms_url)}  # fmt: skip
+    assert before["mrf"]["conferences"] == len(HASHED) and before["kms"]["kms_users"] >= 2
+    import os
+    import signal
+
+    os.kill(local_cluster.nodes[home]["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    attempts: list[list[dict[str, Any]]] = []
+    took, new_home = None, None
+    while time.monotonic() - killed < 20:
+        join = local_cluster.ue(artifacts, "room-a", bob, "--proxy", ENTRY, "--duration", "1")
+        wait_for(lambda j=join: j.events("joined") or j.proc.poll() is not None, 30)
+        if join.events("joined"):
+            took = time.monotonic() - killed  # the moment the join was answered
+            new_home = local_cluster.home("room-a", ask="mrf-1")
+        attempts.append(join.wait(30))
+        if took is not None:
+            break
+        time.sleep(0.2)
+    assert took is not None, attempts
+    assert any(e["event"] == "joined" for e in attempts[-1]), attempts
+    print(f"re-homed on {new_home} {took:.1f} s after kill -9 of {home}, "
+          f"{len(attempts)} attempt(s)")  # fmt: skip
+    assert took < 10.0, f"{took:.1f} s: {attempts}"
+    assert new_home in set(local_cluster.nodes) - {home}
+    dispatched = [
+        line.rsplit("-> ", 1)[1].strip()
+        for line in (local_cluster.run / "kamailio.log").read_text().splitlines()
+        if "CLUSTER: INVITE room-a ->" in line
+    ]
+    dead = f"sip:{local_cluster.nodes[home]['sip']}"
+    assert dispatched[-1] != dead, f"Kamailio still sends room-a to {dead}: {dispatched}"
+    after = {"mrf": _table_rows(local_cluster.database_url),
+             "kms": _table_rows(local_cluster.kms_url)}  # fmt: skip
+    assert after == before, "nothing of the database is lost with the node"
+    live.proc.kill()  # its call died with its node (docs/scaling.md)
+    live.proc.wait(10)

@@ -14,7 +14,7 @@ def test_node_defaults_are_hostname_derived_and_homes_off() -> None:
     settings = load_settings(environ={})
     assert settings.node.name == default_node_name()
     assert settings.node.name.startswith(socket.gethostname().lower()[:8].strip("-."))
-    assert settings.node.homes is False and settings.node.lease == 6.0
+    assert settings.node.homes is False and settings.node.lease == 4.0
     assert settings.node_contact == "sip:127.0.0.1:5060"
     assert settings.kms.database_url is None
 
