@@ -73,18 +73,27 @@ class FocusHoming:
         except SQLAlchemyError as exc:
             logger.warning("node %s: homes not released (%s)", self.node, type(exc).__name__)
 
-    def redirect(self, conference: str) -> SipRefusal | None:
-        """``None``: answer here (this node is now the home); else the 302 to the home."""
+    def claim(self, conference: str) -> HomeInfo:
+        """Claim (or renew) the home of ``conference`` unless another node holds it; the home.
+
+        Raises ``SQLAlchemyError`` when the database cannot say.
+        """
         now = self._clock()
-        try:
-            home = self.homes.claim(conference, now)
-        except SQLAlchemyError as exc:  # no database, no way to know the home: try later
-            logger.warning("[%s] home unknown (%s): 503", conference, type(exc).__name__)
-            return SipRefusal(503, headers=(("Retry-After", "2"),))
+        home = self.homes.claim(conference, now)
         if home.node == self.node:
             if conference not in self._claimed:
                 logger.info("node %s: now the home of %s", self.node, conference)
             self._claimed[conference] = now
+        return home
+
+    def redirect(self, conference: str) -> SipRefusal | None:
+        """``None``: answer here (this node is now the home); else the 302 to the home."""
+        try:
+            home = self.claim(conference)
+        except SQLAlchemyError as exc:  # no database, no way to know the home: try later
+            logger.warning("[%s] home unknown (%s): 503", conference, type(exc).__name__)
+            return SipRefusal(503, headers=(("Retry-After", "2"),))
+        if home.node == self.node:
             return None
         logger.info("[%s] homed on %s: redirecting to %s", conference, home.node, home.contact)
         return SipRefusal(

@@ -29,6 +29,7 @@ from focus.sip.dialog import uri_address
 from focus.sip.uri import SipUri
 from focus.store import ConferenceStore, StoreError
 from mrf.chat import ChatRelay, start_chat_relay
+from mrf.cluster.bus import ClusterBus
 from mrf.cluster.node import start_cluster_node
 from mrf.floor import FloorControl, start_floor_control
 from mrf.rtp.conference import RtpMixerPool
@@ -60,6 +61,7 @@ class Server:
     notify: NotifyService | None = None  # conference event package (notify.service)
     kms: KmsHttpServer | None = None  # the embedded KMS (None with an external kms.url)
     homing: FocusHoming | None = None  # conference homes, with node.homes (docs/scaling.md)
+    bus: ClusterBus | None = None  # LISTEN/NOTIFY between nodes (mrf.cluster.bus)
 
     def listeners(self) -> dict[str, bool]:
         """Which listeners are up, for ``GET /api/health``."""
@@ -71,6 +73,8 @@ class Server:
     async def close(self) -> None:
         if self.web is not None:
             await self.web.close()
+        if self.bus is not None:
+            await self.bus.close()
         if self.homing is not None:
             await self.homing.close()
         if self.kms is not None:
@@ -172,7 +176,7 @@ async def start(settings: Settings) -> Server:
         await server.close()
         raise OSError(str(exc)) from exc
     try:
-        start_cluster_node(server)  # node.homes: homes, shared MIKEY replay cache
+        await start_cluster_node(server)  # node.homes: homes, shared MIKEY replay cache, bus
         server.web = await start_web(settings, server)
         # SIP last: a call that arrives during the start gets the whole service
         # (chat, floor control, MIKEY), never an answer missing what is not wired yet

@@ -294,7 +294,6 @@ def node_environment(
         "MRF_SIP_TLS_PORT": str(node.sip_port + 1),
         "MRF_SIP_DOMAIN": plan.domain or plan.entry_host,
         "MRF_SIP_TRUSTED_PROXIES": plan.entry_host,
-        "MRF_SIP_OUTBOUND_PROXY": f"sip:{plan.entry_host}:{plan.entry_port}",
         "MRF_WEB_HOST": node.host,
         "MRF_WEB_PORT": str(node.web_port),
         "MRF_MEDIA_HOST": node.host,

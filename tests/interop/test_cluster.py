@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,15 @@ from focus.mikey.responder import MikeyTransferResponder
 from focus.mikey.timestamp import MikeyReplayCache
 from mrf.cluster.runner import ClusterPlan, cluster
 
-from .harness import Artifacts, clean_env, network_isolated, require_peer, tail, wait_for
+from .harness import (
+    Artifacts,
+    clean_env,
+    free_port,
+    network_isolated,
+    require_peer,
+    tail,
+    wait_for,
+)
 from .test_mixing import ISOLATION_DB, _levels, _participant, _recording
 
 pytestmark = pytest.mark.interop
@@ -241,6 +250,86 @@ def test_a_ticket_from_one_nodes_kms_resolves_on_another_and_its_replay_is_refus
     events = ue.wait(30)
     media = [e for e in events if e["event"] == "media"]
     assert media and media[0]["key_mode"] == "mikey-ticket" and media[0]["received"] > 0, events
+
+
+def _send(cluster: Cluster, node: str, method: str, path: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(
+        f"{cluster.nodes[node]['web']}{path}", method=method, data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {cluster.token}", "Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def test_any_node_serves_the_roster_mute_and_dial_out_of_a_conference_homed_elsewhere(
+    local_cluster: Cluster, artifacts: Artifacts
+) -> None:
+    alice, _, carol = PEOPLE
+    ident = local_cluster.conference_ids["room-a"]
+    live = local_cluster.ue(artifacts, "room-a", alice, "--proxy", ENTRY, "--duration", "30")
+    answerer = None
+    try:
+        assert wait_for(lambda: live.events("joined"), 15), live.events()
+        home = local_cluster.home("room-a")
+        assert home == HASHED["room-a"]
+        others = sorted(set(local_cluster.nodes) - {home})
+        at_home = local_cluster.api(home, f"/api/conferences/{ident}/roster")
+        assert [p["uri"] for p in at_home["participants"]] == [alice]
+        for node in others:  # read from a node that is not the home: the home's roster
+            remote = local_cluster.api(node, f"/api/conferences/{ident}/roster")
+            assert remote["conference"] == at_home["conference"]
+            assert [p["call_id"] for p in remote["participants"]] == [
+                p["call_id"] for p in at_home["participants"]
+            ]
+        call_id = at_home["participants"][0]["call_id"]
+        mute = f"/api/conferences/{ident}/roster/{call_id}"
+        status, entry = _send(local_cluster, others[0], "PATCH", mute, {"muted": True})
+        assert status == 200 and entry["muted"] is True
+        muted = local_cluster.api(home, f"/api/conferences/{ident}/roster")["participants"]
+        assert muted[0]["muted"] is True, "muted on the home"
+        # dial-out asked of a node that is not the home: the home places the call
+        port = free_port()
+        answerer = UeAnswer(artifacts, carol, port)
+        assert wait_for(lambda: answerer.events("listening"), 15), answerer.events()
+        target = {"uri": f"sip:carol@127.0.0.1:{port}"}
+        dial = f"/api/conferences/{ident}/dial-out"
+        status, body = _send(local_cluster, others[1], "POST", dial, target)
+        assert status == 202 and body["participant"]["uri"] == carol, body
+        assert wait_for(lambda: answerer.events("joined"), 15), answerer.events()
+        home_log = (local_cluster.run / f"{home}.log").read_text()
+        assert f"dial-out to {carol} (asked by {others[1]})" in home_log
+        roster = local_cluster.api(others[0], f"/api/conferences/{ident}/roster")
+        assert sorted(p["uri"] for p in roster["participants"]) == [alice, carol]
+        unknown = urllib.request.Request(
+            f"{local_cluster.nodes[others[0]]['web']}/api/conferences/{ident}/roster/nope",
+            method="PATCH", data=b'{"muted": false}',
+            headers={"Authorization": f"Bearer {local_cluster.token}",
+                     "Content-Type": "application/json"},
+        )  # fmt: skip
+        with pytest.raises(urllib.error.HTTPError) as refused:  # the home's 404, forwarded
+            urllib.request.urlopen(unknown, timeout=10)
+        assert refused.value.code == 404
+        refused.value.close()
+    finally:
+        live.proc.kill()
+        live.proc.wait(10)
+        if answerer is not None:
+            answerer.proc.kill()
+            answerer.proc.wait(10)
+
+
+class UeAnswer(UeProcess):
+    """``mrf ue answer`` (auto-answers the dial-out) with its JSON events."""
+
+    def __init__(self, artifacts: Artifacts, who: str, port: int) -> None:
+        self.out = artifacts.path(f"answer-{port}.jsonl")
+        with self.out.open("wb") as out, artifacts.path(f"answer-{port}.log").open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mrf", "ue", "answer", "--as", who,
+                 "--listen", f"127.0.0.1:{port}", "--duration", "20"],
+                stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                env=clean_env(PYTHONPATH=str(REPO)),
+            )  # fmt: skip
 
 
 def _table_rows(url: str) -> dict[str, int]:
