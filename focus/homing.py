@@ -47,6 +47,7 @@ class FocusHoming:
         self._live = live_conferences
         self._clock = clock
         self._claimed: dict[str, float] = {}  # conference -> when this node last claimed it
+        self._held_until: dict[str, float] = {}  # conference -> our lease's expiry, as written
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -79,11 +80,16 @@ class FocusHoming:
         Raises ``SQLAlchemyError`` when the database cannot say.
         """
         now = self._clock()
+        held_until = self._held_until.get(conference, 0.0)
+        if held_until - now > self.homes.lease / 2:  # our lease is young: nobody can take it
+            self._claimed[conference] = now
+            return HomeInfo(conference, self.node, self.homes.contact, held_until)
         home = self.homes.claim(conference, now)
         if home.node == self.node:
             if conference not in self._claimed:
                 logger.info("node %s: now the home of %s", self.node, conference)
             self._claimed[conference] = now
+            self._held_until[conference] = home.expires_at
         return home
 
     def redirect(self, conference: str) -> SipRefusal | None:
@@ -121,6 +127,7 @@ class FocusHoming:
         self._claimed = {c: at for c, at in self._claimed.items() if c in held}
         for conference in held - set(self._claimed):
             self._claimed[conference] = now
+        self._held_until = {c: now + self.homes.lease for c in held}
 
     async def _renew_forever(self) -> None:
         interval = self.homes.lease / 3

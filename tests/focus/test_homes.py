@@ -112,3 +112,39 @@ def test_homing_renews_live_conferences_and_releases_idle_ones(store: Conference
     live.clear()
     one.renew()
     assert one.homes.get("retro") is None
+
+
+def test_a_restarted_node_gives_up_its_old_homes_and_keeps_others(
+    store: ConferenceStore,
+) -> None:
+    import asyncio
+
+    old, other = node(store, "n1"), node(store, "n2")
+    old.claim("stale", NOW)  # held by n1 before it was killed
+    other.claim("moved", NOW)  # taken by n2 meanwhile
+
+    async def restart() -> None:
+        homing = FocusHoming(node(store, "n1"), set, clock=lambda: NOW + 1)
+        homing.start()
+        await homing.close()
+
+    asyncio.run(restart())
+    assert old.get("stale") is None, "the restarted node holds no calls: no home"
+    moved = old.get("moved")
+    assert moved is not None and moved.node == "n2"
+    assert FocusHoming(node(store, "n1"), set, clock=lambda: NOW + 2).redirect("moved") is not None
+
+
+def test_a_young_lease_answers_without_the_database(store: ConferenceStore) -> None:
+    clock = [NOW]
+    homing = FocusHoming(node(store, "n1"), set, clock=lambda: clock[0])
+    assert homing.redirect("retro") is None
+    calls: list[str] = []
+    real = homing.homes.claim
+    homing.homes.claim = lambda c, now: calls.append(c) or real(c, now)  # type: ignore[method-assign]
+    clock[0] += LEASE / 2 - 0.5
+    assert homing.redirect("retro") is None and calls == [], "no round trip per INVITE"
+    clock[0] += 1.0  # past half the lease: claimed (renewed) in the database again
+    assert homing.redirect("retro") is None and calls == ["retro"]
+    stored = homing.homes.get("retro")
+    assert stored is not None and stored.expires_at == clock[0] + LEASE
