@@ -170,10 +170,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--sizes", type=lambda t: [int(x) for x in t.split(",")],
                         default=[1, 2, 3])  # fmt: skip
+    parser.add_argument("--ceiling-only", action="store_true", help="measure Kamailio alone")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     print(f"work files in {base}; {os.cpu_count()} cores shared by every part", flush=True)
-    results = {size: measure_cluster(size, args, base) for size in args.sizes}
+    results = {} if args.ceiling_only else {s: measure_cluster(s, args, base) for s in args.sizes}
     ceiling = measure_ceiling(max(args.sizes), args, base)
     cores = os.cpu_count() or 1
     one = results.get(1) or 0
