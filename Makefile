@@ -12,7 +12,7 @@ PEERS := sip-tester baresip-core linphone-cli tshark kamailio kamailio-tls-modul
 BENCH_PEERS := janus  # bench/mixer_janus.py only; no test needs it
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint peers bench-peers bench clean
+.PHONY: run cluster test test-fast lint peers bench-peers bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -n "$(PYTHON)" || { echo "make: Python >= 3.13 is required (python3.13 not found)" >&2; exit 1; }
@@ -23,6 +23,12 @@ $(VENV)/.installed: pyproject.toml
 
 run: $(VENV)/.installed
 	$(VENV)/bin/mrf serve
+
+# A local cluster (docs/scaling.md): PostgreSQL, Kamailio on 127.0.0.10:5060 and
+# NODES mrf nodes on 127.0.0.11...; Ctrl-C stops everything.
+NODES ?= 3
+cluster: $(VENV)/.installed peers
+	$(VENV)/bin/mrf cluster --nodes $(NODES)
 
 # Debian test peers (run with the files in tests/peers): installed when missing and we are root.
 peers:

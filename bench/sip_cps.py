@@ -75,7 +75,8 @@ class RateResult:
 
 # --- reference responder (RFC 3261 §8.2.6 responses, stateless) -------------------
 
-_HEADER = re.compile(rb"^(Via|v|From|f|To|t|Call-ID|i|CSeq):[ \t]*(.*)$", re.I | re.M)
+# Record-Route too (RFC 3261 §12.1.1): behind a proxy (bench/cluster.py) ACK and BYE follow it
+_HEADER = re.compile(rb"^(Via|v|From|f|To|t|Call-ID|i|CSeq|Record-Route):[ \t]*(.*)$", re.I | re.M)
 _CRYPTO = re.compile(rb"a=crypto:(\d+) (AES_CM_128_HMAC_SHA1_(?:80|32))")
 
 
@@ -85,6 +86,7 @@ class ReferenceResponder(asyncio.DatagramProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.DatagramTransport)
         self.transport = transport
+        self.port = int(transport.get_extra_info("sockname")[1])  # in Contact: a proxy uses it
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         method = data.split(b" ", 1)[0]
@@ -100,7 +102,8 @@ class ReferenceResponder(asyncio.DatagramProtocol):
         body = b""
         if method == b"INVITE":
             body = self._answer(data)
-            lines += [b"Contact: <sip:ref@127.0.0.1>", b"Content-Type: application/sdp"]
+            contact = b"Contact: <sip:ref@127.0.0.1:%d>" % self.port
+            lines += [contact, b"Content-Type: application/sdp"]
         lines.append(b"Content-Length: %d" % len(body))
         self.transport.sendto(b"\r\n".join(lines) + b"\r\n\r\n" + body, addr)
 

@@ -51,6 +51,7 @@ from focus.events import (
     ParticipantLeft,
     ParticipantUpdated,
 )
+from focus.homing import FocusHoming
 from focus.keying import MikeyFocusKeying, MikeyRefused, offer_key_mgmt
 from focus.policy import CallerIdentity, admit, caller_identity, session_identity
 from focus.sdp.bfcp import SdpBfcpPolicy
@@ -158,6 +159,7 @@ class FocusService:
         self._methods: dict[str, MethodHandler] = {}
         self.dialout: FocusDialOut | None = None  # when dial-out is enabled
         self.mikey: MikeyFocusKeying | None = None  # MIKEY-TICKET responder (focus.keying)
+        self.homing: FocusHoming | None = None  # conference homes of a cluster (focus.homing)
         self.allow = ALLOW
         self._hangups: set[asyncio.Task[None]] = set()  # BYEs started by media failures
 
@@ -393,6 +395,11 @@ class FocusService:
             self._refuse(endpoint, event, decision.status, decision.reason,
                          warning=decision.warning)  # fmt: skip
             return
+        if self.homing is not None:  # several nodes: one conference runs on its home only
+            elsewhere = self.homing.redirect(conference.name)
+            if elsewhere is not None:
+                self._reject(endpoint, event, elsewhere)
+                return
         if len(self._calls) + len(self._pending) >= self.config.max_calls:
             self._refuse(endpoint, event, 503, "Service Unavailable", [("Retry-After", "5")])
             return

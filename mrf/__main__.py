@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve = _subparser(commands, "serve", "run SIP, media, notifier, web UI and KMS in one process")
     serve.set_defaults(handler=_serve)
+    cluster = _subparser(commands, "cluster", "a local cluster: PostgreSQL, Kamailio, N nodes")
+    from mrf.cluster.runner import add_arguments as add_cluster_arguments
+
+    add_cluster_arguments(cluster)
+    cluster.set_defaults(handler=_cluster)
     version = _subparser(commands, "version", "print the version and enabled features (JSON)")
     version.set_defaults(handler=_version)
     _admin_parsers(commands)
@@ -152,6 +157,12 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name", help="conference name")
     remove.set_defaults(handler=_conference_delete)
     return parser
+
+
+def _cluster(args: argparse.Namespace, settings: Settings) -> int:
+    from mrf.cluster.runner import run as run_cluster  # docs/scaling.md
+
+    return run_cluster(args)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -260,11 +271,19 @@ def _sip_uri_or_none(text: str) -> str | None:
 
 
 def _kms_enroll(args: argparse.Namespace, settings: Settings) -> int:
-    """A fresh per-user key in the KMS's own keys file (``<data_dir>/kms/keys.json``)."""
+    """A fresh per-user key in the KMS's own keys file (``<data_dir>/kms/keys.json``),
+    or in ``kms.database_url`` when that is set (several nodes, docs/scaling.md)."""
     from focus.kms.keys import KmsKeys, KmsKeysError
 
     try:
-        key = KmsKeys.in_data_dir(settings.data_dir).enroll(args.uri)
+        if settings.kms.database_url:
+            from focus.kms.http import shared_kms_state
+
+            shared, _ = shared_kms_state(settings.kms.database_url, 0.0)
+            key = shared.enroll(args.uri)
+            shared.engine.dispose()
+        else:
+            key = KmsKeys.in_data_dir(settings.data_dir).enroll(args.uri)
     except KmsKeysError as exc:
         _fail(str(exc))
         return 1

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from focus.dialout import DialOutConfig, FocusDialOut
 from focus.endpoint import SipEndpoint
 from focus.events import FocusEventBus
+from focus.homing import FocusHoming
 from focus.keying import MikeyFocusKeying
-from focus.kms.http import KmsHttpServer, start_embedded_kms
+from focus.kms.http import KmsHttpServer, shared_kms_state, start_embedded_kms
 from focus.kms.keys import KEYS_FILE, KmsKeys, KmsKeysError
+from focus.kms.store import KmsDatabaseKeys
 from focus.mikey.constants import MikeyProtTypes
 from focus.mikey.exchange import MikeyProfile
 from focus.sdp.sdes import SDES_SUITES
@@ -29,6 +31,8 @@ from focus.sip.dialog import uri_address
 from focus.sip.uri import SipUri
 from focus.store import ConferenceStore
 from mrf.chat import ChatRelay, start_chat_relay
+from mrf.cluster.bus import ClusterBus
+from mrf.cluster.node import start_cluster_node
 from mrf.floor import FloorControl, start_floor_control
 from mrf.rtp.conference import RtpMixerPool
 from mrf.rtp.plane import MediaPlane
@@ -58,6 +62,8 @@ class Server:
     floor: FloorControl | None = None  # BFCP floor control over TLS (mrf.floor)
     notify: NotifyService | None = None  # conference event package (notify.service)
     kms: KmsHttpServer | None = None  # the embedded KMS (None with an external kms.url)
+    homing: FocusHoming | None = None  # conference homes, with node.homes (docs/scaling.md)
+    bus: ClusterBus | None = None  # LISTEN/NOTIFY between nodes (mrf.cluster.bus)
     # how to stop what start() started, last started first (contextlib.AsyncExitStack)
     resources: AsyncExitStack = field(default_factory=AsyncExitStack)
 
@@ -158,8 +164,9 @@ async def start(settings: Settings) -> Server:
             kms_identity = f"sip:kms@{settings.sip.domain}".encode()
             try:
                 server.kms = await start_embedded_kms(
-                    settings.kms.url, settings.data_dir, identity=kms_identity
-                )
+                    settings.kms.url, settings.data_dir, identity=kms_identity,
+                    database_url=settings.kms.database_url,
+                )  # fmt: skip
             except (OSError, KmsKeysError) as exc:
                 raise OSError(f"embedded KMS: {exc}") from exc
             stack.push_async_callback(server.kms.close)
@@ -170,6 +177,15 @@ async def start(settings: Settings) -> Server:
         notify.key_exchange = NotifyMikeyExchange(  # MIKEY-TICKET in SUBSCRIBE (docs/notify.md)
             focus.mikey.kms_url, focus.mikey.credentials, focus.mikey.profile
         )
+
+        async def close_cluster() -> None:  # whatever start_cluster_node got to start
+            if server.bus is not None:
+                await server.bus.close()
+            if server.homing is not None:
+                await server.homing.close()
+
+        stack.push_async_callback(close_cluster)
+        await start_cluster_node(server)  # node.homes: homes, shared MIKEY replay cache, bus
         server.web = await start_web(settings, server)
         stack.push_async_callback(server.web.close)
         # SIP last: a call that arrives during the start gets the whole service
@@ -201,21 +217,27 @@ def mikey_responder(settings: Settings) -> MikeyFocusKeying:
     """
     path = settings.data_dir / KEYS_FILE
     embedded = settings.kms.serves_embedded
-    opened: list[KmsKeys] = []
+    opened: list[KmsKeys | KmsDatabaseKeys] = []
 
     def credentials(identity: bytes) -> bytes | None:
         if not opened:  # on first use: without MIKEY calls the focus holds no KMS keys
             if not embedded and not path.exists():
                 return None
             try:
-                opened.append(KmsKeys(path))
+                opened.append(
+                    shared_kms_state(settings.kms.database_url, 0.0)[0]
+                    if settings.kms.database_url else KmsKeys(path)
+                )  # fmt: skip
             except KmsKeysError as exc:
                 logger.error("MIKEY-TICKET unavailable: %s", exc)
                 return None
         keys = opened[0]
         try:
             key = keys.user_key(identity)
-            if key is None and embedded:
+            if key is None and embedded and isinstance(keys, KmsDatabaseKeys):
+                key = keys.enroll_once(identity.decode("utf-8"))  # another node may race us
+                logger.info("KMS: enrolled the conference identity %s", identity.decode())
+            elif key is None and embedded:
                 key = keys.enroll(identity.decode("utf-8"))
                 logger.info("KMS: enrolled the conference identity %s", identity.decode())
         except (KmsKeysError, OSError) as exc:

@@ -21,6 +21,7 @@ import ipaddress
 import logging
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -109,10 +110,15 @@ DEFAULT_KMS_URL = "http://127.0.0.1:8090/kms"
 
 @dataclass(frozen=True, slots=True)
 class KmsSettings:
-    """KMS location; ``embedded`` unset: embedded only at the default URL."""
+    """KMS location; ``embedded`` unset: embedded only at the default URL.
+
+    ``database_url``: keep the KMS keys and replay cache in that database
+    instead of ``<data_dir>/kms/keys.json`` (several nodes, docs/scaling.md).
+    """
 
     url: str = DEFAULT_KMS_URL
     embedded: bool | None = None  # True: serve the embedded KMS at ``url`` (any URL)
+    database_url: str | None = None
 
     @property
     def serves_embedded(self) -> bool:
@@ -147,6 +153,28 @@ class TlsSettings:
     srtp_keylog_file: Path | None = None
 
 
+def default_node_name() -> str:
+    """The host name, cut to what ``node.name`` allows (``node`` when nothing is left)."""
+    cleaned = re.sub(r"[^a-z0-9._-]", "-", socket.gethostname().lower()).strip("-.")
+    return cleaned[:64] or "node"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    """This process as one node of a cluster (docs/scaling.md).
+
+    ``name`` must differ between nodes sharing a database; ``homes`` turns on
+    conference homes (claim, lease, 302 to the home); ``contact`` is the SIP
+    URI other nodes redirect this node's conferences to (default
+    ``sip:<sip.host>:<sip.port>``); ``lease`` is in seconds.
+    """
+
+    name: str = field(default_factory=default_node_name)
+    homes: bool = False
+    lease: float = 4.0
+    contact: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """The one settings object of an ``mrf`` process."""
@@ -164,6 +192,15 @@ class Settings:
     mikey: MikeySettings = field(default_factory=MikeySettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     tls: TlsSettings = field(default_factory=TlsSettings)
+    node: NodeSettings = field(default_factory=NodeSettings)
+
+    @property
+    def node_contact(self) -> str:
+        """The SIP URI that reaches this node (``node.contact``, else the SIP listener)."""
+        if self.node.contact:
+            return self.node.contact
+        host = f"[{self.sip.host}]" if ":" in self.sip.host else self.sip.host
+        return f"sip:{host}:{self.sip.port}"
 
     def non_loopback_listeners(self) -> tuple[str, ...]:
         """``("sip.host=0.0.0.0", ...)`` for every listener address not on loopback."""
@@ -278,6 +315,19 @@ def _database_url(label: str, value: object) -> str:
             f"got {scheme!r}"
         )
     return text
+
+
+def _node_name(label: str, value: object) -> str:
+    text = _string(label, value)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", text):
+        raise SettingsError(f"{label}: 1-64 characters of A-Z a-z 0-9 . _ -, got {text!r}")
+    return text
+
+
+def _lease(label: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 3600:
+        raise SettingsError(f"{label}: must be a number of seconds from 1 to 3600, got {value!r}")
+    return float(value)
 
 
 def _log_level(label: str, value: object) -> str:
@@ -405,6 +455,11 @@ KEYS: dict[str, Validator] = {
     "bfcp.floors": _floors,
     "kms.url": _url,
     "kms.embedded": _bool,
+    "kms.database_url": _database_url,
+    "node.name": _node_name,
+    "node.homes": _bool,
+    "node.lease": _lease,
+    "node.contact": _sip_uri,
     "mikey.prot_type_tls": _prot_type,
     "mikey.prot_type_psk_smime": _prot_type,
     "mikey.prot_type_application": _prot_type,
@@ -483,6 +538,11 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str, str], object]]] = {
         "bfcp.floors": _env_int,
         "kms.url": _env_text,
         "kms.embedded": _env_bool,
+        "kms.database_url": _env_text,
+        "node.name": _env_text,
+        "node.homes": _env_bool,
+        "node.lease": _env_float,
+        "node.contact": _env_text,
         "mikey.prot_type_tls": _env_int,
         "mikey.prot_type_psk_smime": _env_int,
         "mikey.prot_type_application": _env_int,
@@ -565,6 +625,7 @@ def _build(values: dict[str, object]) -> Settings:
         mikey=_mikey(sections["mikey"]),
         notify=_notify(sections["notify"]),
         tls=TlsSettings(**sections["tls"]),  # type: ignore[arg-type]
+        node=NodeSettings(**sections["node"]),  # type: ignore[arg-type]
     )
 
 

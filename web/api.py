@@ -24,7 +24,7 @@ from focus.conference import (
     ConferencePolicy,
     InvalidInput,
 )
-from web import actions
+from web import actions, cluster
 from web.auth import CSRF_HEADER, Principal, csrf_matches
 from web.metrics import metrics
 from web.openapi import OPENAPI
@@ -133,7 +133,13 @@ async def conference(request: Request) -> Response:
     who = await authenticated(request)
     info = await conference_of(request, who)
     if request.method == "GET":
-        return JSONResponse(conference_json(request, info))
+        body = conference_json(request, info)
+        homing = getattr(web_state(request).services.focus, "homing", None)
+        if homing is not None:  # several nodes: where it runs while live (docs/scaling.md)
+            home = await call_store(request, homing.home_of, info.name)
+            if home is not None:
+                body["home"] = home
+        return JSONResponse(body)
     if request.method == "DELETE":
         await actions.delete_conference(request, who, info)
         return Response(status_code=204)
@@ -166,6 +172,10 @@ async def dial_out(request: Request) -> Response:
     info = await conference_of(request, who)
     data = await read_json(request)
     only(data, "uri", required=("uri",))
+    remote = await cluster.forward(request, info, "dial-out", claim=True, uri=data["uri"])
+    if remote is not None:  # homed on another node: placed by the home (docs/scaling.md)
+        body = {"conference": info.uri(web_state(request).domain), "participant": remote["entry"]}
+        return JSONResponse(body, status_code=202)
     try:
         entry = actions.dial_out(request, info, data["uri"])
     except actions.DialOutRefused as exc:
@@ -177,6 +187,12 @@ async def dial_out(request: Request) -> Response:
 async def roster(request: Request) -> Response:
     who = await authenticated(request)
     info = await conference_of(request, who)
+    remote = await cluster.forward(request, info, "roster")
+    if remote is not None:  # homed on another node: its roster (docs/scaling.md)
+        domain = web_state(request).domain
+        return JSONResponse(
+            {"conference": info.uri(domain), "participants": remote["participants"]}
+        )
     return JSONResponse(roster_document(web_state(request), info))
 
 
@@ -188,8 +204,11 @@ async def roster_entry(request: Request) -> Response:
     only(data, "muted", required=("muted",))
     if not isinstance(data["muted"], bool):
         raise ApiError(422, "invalid_input", "muted must be true or false")
-    focus = web_state(request).services.focus
     call_id = request.path_params["call_id"]
+    remote = await cluster.forward(request, info, "mute", call_id=call_id, muted=data["muted"])
+    if remote is not None:  # homed on another node: muted there (docs/scaling.md)
+        return JSONResponse(remote["entry"])
+    focus = web_state(request).services.focus
     call = focus.find_call(call_id)
     if call is None or call.conference.name != info.name:
         raise ApiError(404, "not_found", "no such participant in this conference")
@@ -235,8 +254,15 @@ routes = [
     Route("/api/conferences/{id:int}/roster/{call_id}", roster_entry, methods=["PATCH"]),
 ]
 
+
+async def forward_refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, cluster.ForwardRefused)
+    return error_response(exc.status, exc.code, exc.detail)
+
+
 exception_handlers = {
     ApiError: api_error,
+    cluster.ForwardRefused: forward_refused,
     InvalidInput: invalid_input,
     ConferenceNotFound: not_found,
 }

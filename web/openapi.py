@@ -93,6 +93,8 @@ SCHEMAS: dict[str, Any] = {
             "policy": _ref("Policy"), "participants": _ref("Participants"),
             "created_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"},
+            "home": {"type": "string", "description": "the node running it, while live "
+                     "(several nodes, docs/scaling.md)"},
         },
     },
     "ConferenceList": {

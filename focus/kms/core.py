@@ -95,12 +95,14 @@ class KmsCore:
         ticket_secrets: Mapping[int, bytes],
         current_secret: int,
         config: KmsConfig = KmsConfig(),
+        replay: MikeyReplayCache | None = None,
     ) -> None:
         self._users = users
         self._secrets = ticket_secrets
         self._current = current_secret
         self.config = config
-        self.replay = MikeyReplayCache(config.profile.window)
+        # one cache per process unless given a shared one (focus.kms.store, several nodes)
+        self.replay = replay if replay is not None else MikeyReplayCache(config.profile.window)
 
     def handle(self, data: bytes, now: float) -> bytes:
         """One request in, the response (or a MIKEY Error message) out."""

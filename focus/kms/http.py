@@ -16,9 +16,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
 from focus.kms.core import KmsConfig, KmsCore
 from focus.kms.keys import KmsKeys, KmsKeysError
+from focus.kms.store import KmsDatabaseKeys, MikeyDatabaseReplayCache
 from focus.mikey.exchange import MIKEY_CONTENT_TYPE
+from focus.store import StoreError, make_engine, migrate
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ class KmsHttpServer:
         self.max_body_size = max_body_size
         self.read_timeout = read_timeout
         self._server: asyncio.Server | None = None
+        self.engine: Engine | None = None  # the shared KMS database, disposed on close
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; returns the bound ``(host, port)``."""
@@ -57,6 +63,9 @@ class KmsHttpServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        if self.engine is not None:
+            self.engine.dispose()
+            self.engine = None
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -111,15 +120,50 @@ class KmsHttpServer:
 
 
 async def start_embedded_kms(
-    url: str, data_dir: Path, *, identity: bytes = b"sip:kms@127.0.0.1"
+    url: str,
+    data_dir: Path,
+    *,
+    identity: bytes = b"sip:kms@127.0.0.1",
+    database_url: str | None = None,
 ) -> KmsHttpServer:
-    """The KMS of ``mrf serve``: keys in ``<data_dir>/kms/keys.json``, listening at ``url``."""
+    """The KMS of ``mrf serve``, listening at ``url``.
+
+    Keys in ``<data_dir>/kms/keys.json``, or with ``database_url`` in that
+    database's tables together with the replay cache, shared by every node
+    pointing at it (:mod:`focus.kms.store`, docs/scaling.md).
+    """
     parts = urlsplit(url)
     if parts.scheme != "http" or not parts.hostname:
         raise KmsKeysError(f"the embedded KMS serves plain http on loopback, not {url!r}")
-    keys = KmsKeys.in_data_dir(data_dir)
-    core = KmsCore(keys.user_key, keys.ticket_secrets, keys.current_secret, KmsConfig(identity))
-    server = KmsHttpServer(core, parts.path or "/")
-    host, port = await server.start(parts.hostname, parts.port or 80)
-    logger.info("KMS listening on http://%s:%d%s (keys %s)", host, port, server.path, keys.path)
+    config = KmsConfig(identity)
+    if database_url:
+        keys, replay = shared_kms_state(database_url, config.profile.window)
+        core = KmsCore(keys.user_key, keys.ticket_secrets, keys.current_secret, config, replay)
+        where = keys.path
+        server = KmsHttpServer(core, parts.path or "/")
+        server.engine = keys.engine
+    else:
+        file_keys = KmsKeys.in_data_dir(data_dir)
+        core = KmsCore(file_keys.user_key, file_keys.ticket_secrets, file_keys.current_secret,
+                       config)  # fmt: skip
+        where = str(file_keys.path)
+        server = KmsHttpServer(core, parts.path or "/")
+    try:
+        host, port = await server.start(parts.hostname, 80 if parts.port is None else parts.port)
+    except OSError:
+        await server.close()
+        raise
+    logger.info("KMS listening on http://%s:%d%s (keys %s)", host, port, server.path, where)
     return server
+
+
+def shared_kms_state(
+    database_url: str, window: float
+) -> tuple[KmsDatabaseKeys, MikeyDatabaseReplayCache]:
+    """The KMS keys and replay cache in ``database_url`` (schema upgraded first)."""
+    try:
+        engine = make_engine(database_url)
+        migrate(engine)
+        return KmsDatabaseKeys(engine), MikeyDatabaseReplayCache(engine, window)
+    except (StoreError, SQLAlchemyError) as exc:
+        raise KmsKeysError(f"kms.database_url: {type(exc).__name__}: {exc}") from exc

@@ -14,7 +14,7 @@ from focus.store import ConferenceStore, _alembic_config, make_engine, migrate
 from focus.tables import Account, ApiToken, AuthorizedParticipant, Conference, Invite
 
 TABLES = {"accounts", "api_tokens", "conferences", "authorized_participants", "invites"}
-HEAD = "0006"
+HEAD = "0007"  # the newest revision (0007_cluster: conference homes, shared KMS state)
 
 
 def _columns(url: str) -> dict[str, set[str]]:
@@ -30,9 +30,8 @@ def test_upgrade_to_head_creates_the_declared_schema(database_url: str) -> None:
     with ConferenceStore(database_url) as store:
         store.create_all()
         with store.engine.connect() as connection:
-            assert (
-                connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
-            )
+            version = connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert version.scalar() == HEAD
         assert migrate(store.engine) == HEAD, "upgrading again is a no-op"
     declared = {
         table.__tablename__: set(table.model_fields)  # type: ignore[attr-defined]
@@ -115,7 +114,7 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
 def test_0005_0006_accounts_gain_a_sip_identity_and_invites_come_and_go(
     database_url: str,
 ) -> None:
-    """A 0003 database (an account with a token) upgraded to 0006 and back to 0003."""
+    """A 0003 database (an account with a token) upgraded to the head and back to 0003."""
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -150,3 +149,22 @@ def test_0005_0006_accounts_gain_a_sip_identity_and_invites_come_and_go(
             names = connection.execute(text("SELECT name FROM accounts")).scalars().all()
             tokens = connection.execute(text("SELECT COUNT(*) FROM api_tokens")).scalar()
         assert names == ["ana"] and tokens == 1, "downgrading kept accounts and tokens"
+
+
+def test_0007_adds_the_cluster_tables_as_declared(database_url: str) -> None:
+    from focus.homes import ConferenceHome
+    from focus.kms.store import KmsTicketSecret, KmsUser, MikeyReplay
+
+    with ConferenceStore(database_url) as store:
+        store.create_all()
+    tables = (ConferenceHome, KmsUser, KmsTicketSecret, MikeyReplay)
+    engine = create_engine(database_url)
+    try:
+        inspector = inspect(engine)
+        found = {
+            t.__tablename__: {c["name"] for c in inspector.get_columns(t.__tablename__)}
+            for t in tables
+        }
+    finally:
+        engine.dispose()
+    assert found == {t.__tablename__: set(t.model_fields) for t in tables}

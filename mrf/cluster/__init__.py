@@ -1,0 +1,1 @@
+"""Several ``mrf serve`` nodes behind Kamailio on one PostgreSQL (docs/scaling.md)."""
