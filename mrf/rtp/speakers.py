@@ -12,10 +12,11 @@ heard and does not take a slot):
   `stop_level`, and for `hangover` seconds after the last such frame (pauses
   between words do not drop it: hysteresis in level *and* in time);
 * **compete**: with every slot taken, a newcomer takes the slot of a
-  speaker in its hangover (silent for more than `PAUSE`, so that a lost or
-  late packet is not a pause; the longest silent first), or else of
-  the quietest speaker that has talked for at least `min_talk` seconds, and
-  then only when its smoothed level is `switch_margin` dB above that one's.
+  speaker in its hangover (heard silent now, or with no frame at all for more
+  than `PAUSE`: one lost or late packet is not a pause; the longest silent
+  first), or else of the quietest speaker that has talked for at least
+  `min_talk` seconds, and then only when its smoothed level is
+  `switch_margin` dB above that one's.
 
 Levels are smoothed in the power domain (exponential average over about
 `smoothing` ticks) for the competition; the start/stay tests use the raw
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 
 SILENT = -120.0  # dBFS of a participant that sent nothing audible (or was not measured)
 _FORGET_POWER = 1e-9  # -90 dBFS smoothed: a participant this quiet is forgotten until heard
-PAUSE = 0.1  # seconds without voice before a speaker counts as paused (a lost packet is not)
+PAUSE = 0.05  # seconds with no frame at all before a missing speaker counts as paused
 
 
 class RtpSpeakerConfigError(ValueError):
@@ -77,6 +78,7 @@ class _Talker:
     last_voice: float = -math.inf
     since: float = 0.0  # when it started talking
     talking: bool = False
+    last_heard: float = -math.inf  # the last tick it had a frame (voice or silence)
 
     @property
     def level(self) -> float:
@@ -127,6 +129,7 @@ class RtpSpeakerSelector:
             if talker is None:
                 talker = self._talkers[key] = _Talker()
             self._measure(talker, level, now, alpha)
+            talker.last_heard = now
         faded = []
         for key, talker in self._talkers.items():
             if key not in levels:
@@ -175,7 +178,7 @@ class RtpSpeakerSelector:
         self, slots: list[tuple[str, _Talker]], newcomer: _Talker, now: float
     ) -> _Talker | None:
         """The speaker whose slot `newcomer` takes, if any (see the module doc)."""
-        paused = [item for item in slots if now - item[1].last_voice > PAUSE]
+        paused = [item for item in slots if self._paused(item[1], now)]
         if paused:  # a speaker in its hangover yields to one who talks now
             return min(paused, key=lambda item: (item[1].last_voice, item[0]))[1]
         weakest = min(
@@ -186,6 +189,13 @@ class RtpSpeakerSelector:
         if weakest is None or newcomer.level < weakest[1].level + self.config.switch_margin:
             return None
         return weakest[1]
+
+    @staticmethod
+    def _paused(talker: _Talker, now: float) -> bool:
+        """Silent now: heard below the voice levels this tick, or not heard for over PAUSE."""
+        if talker.last_voice >= now:
+            return False
+        return talker.last_heard >= now or now - talker.last_heard > PAUSE
 
 
 __all__ = [
