@@ -9,6 +9,7 @@ participant no longer admitted gets a BYE and its keys are dropped (issue 4
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.requests import Request
 
@@ -18,6 +19,7 @@ from focus.conference import (
     ConferencePolicy,
     InvalidInput,
     coerce_participants,
+    normalize_aor,
 )
 from focus.dialout import DialOutError
 from web.auth import Principal
@@ -116,6 +118,33 @@ def validate_participants(items: object) -> tuple[AuthorizedEntry, ...]:
             )
         )
     return coerce_participants(entries)
+
+
+def chair_from_policy(
+    policy: dict[str, Any], entries: tuple[AuthorizedEntry, ...]
+) -> tuple[dict[str, Any], tuple[AuthorizedEntry, ...] | None]:
+    """Map the API's ``policy.chair_uri`` onto the participant's role (one place for the chair).
+
+    A ``chair_uri`` must name an identity on the authorized list (``entries``), which
+    then gets the role ``chair``; it is not stored separately (the conference's JSON
+    reports the first chair of the list as ``chair_uri``).  ``null`` changes no role.
+    Returns the policy fields to store and the changed list (None: unchanged).
+    """
+    if "chair_uri" not in policy:
+        return policy, None
+    fields = {**policy, "chair_uri": None}
+    if policy["chair_uri"] is None:
+        return fields, None
+    aor = normalize_aor(policy["chair_uri"])
+    if aor not in {e.uri for e in entries}:
+        raise InvalidInput(
+            f"chair_uri {aor} is not on the authorized list: add it to participants "
+            "with the role chair (the role is where the chair is set)"
+        )
+    changed = tuple(
+        AuthorizedEntry(e.uri, "chair", e.use_mikey) if e.uri == aor else e for e in entries
+    )
+    return fields, changed
 
 
 async def set_participants(

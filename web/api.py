@@ -101,6 +101,12 @@ def conference_json(request: Request, info: ConferenceInfo) -> dict[str, object]
     return info.to_json(web_state(request).domain)
 
 
+def _policy_object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput("policy must be an object")
+    return value
+
+
 def policy_of(value: object, base: ConferencePolicy) -> ConferencePolicy:
     if not isinstance(value, dict):
         raise InvalidInput("policy must be an object")
@@ -111,8 +117,10 @@ async def create(request: Request) -> Response:
     who = await authenticated(request)
     data = await read_json(request)
     only(data, "name", "policy", "participants", required=("name",))
-    policy = policy_of(data.get("policy", {}), ConferencePolicy())
     entries = actions.validate_participants(data.get("participants", []))
+    fields, chaired = actions.chair_from_policy(_policy_object(data.get("policy", {})), entries)
+    policy = policy_of(fields, ConferencePolicy())
+    entries = chaired or entries
     try:
         info = await actions.create_conference(request, who, data["name"], policy, entries)
     except ConferenceExists as exc:
@@ -139,13 +147,18 @@ async def conference(request: Request) -> Response:
         return Response(status_code=204)
     data = await read_json(request)
     only(data, "policy", "participants")
-    if "policy" in data:
-        policy_of(data["policy"], info.policy)  # validate before changing anything
     entries = None
     if "participants" in data:
         entries = actions.validate_participants(data["participants"])
+    fields: dict[str, Any] | None = None
     if "policy" in data:
-        info = await actions.update_policy(request, info, data["policy"])
+        fields, chaired = actions.chair_from_policy(
+            _policy_object(data["policy"]), entries or info.participants
+        )
+        policy_of(fields, info.policy)  # validate before changing anything
+        entries = chaired or entries
+    if fields is not None:
+        info = await actions.update_policy(request, info, fields)
     if entries is not None:
         info = await actions.set_participants(request, info, entries)
     return JSONResponse(conference_json(request, info))

@@ -46,6 +46,9 @@ class WebSession:
     expires: float
     account_id: int | None = None
     flash: list[str] = field(default_factory=list)
+    # a refused form, carried across its post/redirect/get (web.pages.refuse):
+    # {"errors": {field id: plain words}, "values": {field id: what was typed}}
+    refused: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 class SessionStore:

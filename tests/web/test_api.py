@@ -273,3 +273,28 @@ def test_mute_and_unmute_a_participant(client: TestClient, token: Auth, services
     assert wrong.status_code == 404 and not other.muted
     bob = token("bob")
     assert client.patch(url, json={"muted": True}, headers=bob).status_code == 404
+
+
+def test_chair_uri_is_the_role_of_a_listed_participant(client: TestClient, token: Auth) -> None:
+    """One place for the chair: ``policy.chair_uri`` sets the role; unlisted is a 422."""
+    alice = token("alice")
+    unlisted = client.post(
+        "/api/conferences",
+        json={"name": "retro", "policy": {"chair_uri": "sip:carol@127.0.0.1"}},
+        headers=alice,
+    )
+    assert unlisted.status_code == 422 and "not on the authorized list" in unlisted.json()["detail"]
+    conf = create(client, alice, participants=[{"uri": ALICE_URI}, {"uri": "sip:b@x"}],
+                  policy={"chair_uri": "<sips:b@X>"})  # fmt: skip
+    assert conf["participants"][1] == {"uri": "sip:b@x", "role": "chair", "use_mikey": False}
+    assert conf["policy"]["chair_uri"] == "sip:b@x"
+    url = f"/api/conferences/{conf['id']}"
+    patched = client.patch(url, json={"policy": {"chair_uri": ALICE_URI}}, headers=alice)
+    assert patched.status_code == 200, patched.text
+    roles = {p["uri"]: p["role"] for p in patched.json()["participants"]}
+    assert roles == {ALICE_URI: "chair", "sip:b@x": "chair"}
+    refused = client.patch(url, json={"policy": {"chair_uri": "sip:eve@x"}}, headers=alice)
+    assert refused.status_code == 422
+    demoted = client.put(f"{url}/participants", json={"participants": [{"uri": ALICE_URI}]},
+                         headers=alice)  # fmt: skip
+    assert demoted.json()["policy"]["chair_uri"] is None, "no stale chair beside the roles"

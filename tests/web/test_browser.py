@@ -120,6 +120,9 @@ def test_the_conference_pages_and_the_live_roster(server: MrfServer, tmp_path: P
             expect(row).not_to_contain_text("muted")
 
             page.get_by_role("button", name=f"Remove {ALICE}").click()
+            # she is connected: the page asks before it de-authorizes and hangs up
+            expect(page.get_by_role("heading", name=f"Remove {ALICE}?")).to_be_focused()
+            page.get_by_role("button", name="Remove and hang up").click()
             expect(page.get_by_role("status")).to_contain_text(f"Removed {ALICE}")
             closed = ua.wait_event({"CALL_CLOSED"}, 10)
             assert closed is not None, f"baresip was not disconnected: {ua.events}"
@@ -131,6 +134,7 @@ def test_the_conference_pages_and_the_live_roster(server: MrfServer, tmp_path: P
             page.get_by_role("button", name="Save policy").click()
             expect(page.get_by_role("status")).to_contain_text("Policy saved")
             expect(page.get_by_label("Allow anonymous callers")).to_be_checked()
+            page.get_by_label("Yes, delete webconf and disconnect everyone").check()
             page.get_by_role("button", name="Delete conference webconf").click()
             expect(page).to_have_url(f"{base}/conferences")
             expect(page.get_by_text("No conferences yet.")).to_be_visible()
