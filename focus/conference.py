@@ -16,6 +16,8 @@ Policy (TS 33.328 G.3.1, "conference creation and policy control"):
   before this default keep the list they stored (migration 0003).
 * ``notify_protection`` — ``optional`` or ``required`` PSK S/MIME for
   conference-event NOTIFY bodies (Annex I).
+* ``locked`` — while true, no new participant is admitted (403 with a Warning);
+  whoever is in stays (migration 0004).
 * ``chair_uri`` — a chair's AOR, if any (stored by earlier versions; the web and
   the REST API now set the chair as the participant's role, and the JSON reports
   the first chair of the list as ``chair_uri``).
@@ -145,9 +147,11 @@ class ConferencePolicy:
     key_modes: tuple[str, ...] = DEFAULT_KEY_MODES
     notify_protection: str = "optional"
     chair_uri: str | None = None
+    locked: bool = False
 
     def __post_init__(self) -> None:
         _flag("allow_anonymous", self.allow_anonymous)
+        _flag("locked", self.locked)
         _flag("require_media_security", self.require_media_security)
         object.__setattr__(self, "key_modes", _key_modes(self.key_modes))
         if self.notify_protection not in NOTIFY_PROTECTIONS:
@@ -180,6 +184,7 @@ class ConferencePolicy:
             "key_modes": list(self.key_modes),
             "notify_protection": self.notify_protection,
             "chair_uri": self.chair_uri,
+            "locked": self.locked,
         }
 
 

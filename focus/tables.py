@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Text, UniqueConstraint
+from sqlalchemy import DateTime, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from focus.conference import DEFAULT_KEY_MODES
@@ -75,6 +75,7 @@ class Conference(SQLModel, table=True):
     )  # fmt: skip
     notify_protection: str = Field(default="optional", max_length=16)
     chair_uri: str | None = Field(default=None, sa_type=Text)
+    locked: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class AuthorizedParticipant(SQLModel, table=True):

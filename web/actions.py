@@ -161,3 +161,55 @@ async def delete_conference(request: Request, who: Principal, info: ConferenceIn
     await call_store(request, store.delete_conference, info.name)
     await _applied(request, info.name)
     logger.info("account %s deleted conference %s", who.account.name, info.name)
+
+
+# --- the roster's actions (the control room) -----------------------------------------
+
+LIVE_STATES = frozenset({"connected", "on-hold"})
+RINGING_STATES = frozenset({"dialing", "ringing"})
+
+
+def _entries(request: Request, info: ConferenceInfo) -> list[dict[str, Any]]:
+    return list(web_state(request).services.focus.roster(info.name))
+
+
+def set_all_muted(request: Request, info: ConferenceInfo, muted: bool) -> int:
+    """Mute (or unmute) every connected call of ``info``; how many changed."""
+    focus = web_state(request).services.focus
+    changed = 0
+    for entry in _entries(request, info):
+        if entry.get("state") in LIVE_STATES and entry.get("call_id"):
+            if bool(entry.get("muted")) != muted and focus.set_muted(entry["call_id"], muted):
+                changed += 1
+    logger.info("conference %s: %s %d participants", info.name,
+                "muted" if muted else "unmuted", changed)  # fmt: skip
+    return changed
+
+
+async def end_call(request: Request, info: ConferenceInfo, call_id: str) -> str | None:
+    """End one roster entry of ``info`` as its state allows; what was done (None: unknown).
+
+    Connected: BYE (``hung-up``), the authorization is kept, so the participant
+    may dial in again.  A dial-out still ringing: CANCEL (``cancelled``; it then
+    shows as failed with 487).  An ended dial-out: removed from the history
+    (``dismissed``).
+    """
+    focus = web_state(request).services.focus
+    entry = next((e for e in _entries(request, info) if e.get("call_id") == call_id), None)
+    if entry is None:
+        return None
+    state = entry.get("state")
+    if state in RINGING_STATES and focus.dialout is not None:
+        return "cancelled" if focus.dialout.cancel(call_id) else None
+    if state in ("failed", "left") and focus.dialout is not None:
+        return "dismissed" if focus.dialout.dismiss(call_id) else None
+    if await focus.hang_up(call_id, "hung up from the web"):
+        logger.info("conference %s: hung up %s", info.name, entry.get("uri"))
+        return "hung-up"
+    return None
+
+
+def refusals(request: Request, info: ConferenceInfo) -> list[dict[str, object]]:
+    focus = web_state(request).services.focus
+    recorded = getattr(focus, "refusals", None)
+    return list(recorded(info.name)) if recorded is not None else []

@@ -210,6 +210,34 @@ async def roster_entry(request: Request) -> Response:
     return JSONResponse(call.roster_entry())
 
 
+async def mute_all(request: Request) -> Response:
+    """``PATCH /api/conferences/{id}/roster`` ``{"muted": bool}``: everyone connected."""
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    data = await read_json(request)
+    only(data, "muted", required=("muted",))
+    if not isinstance(data["muted"], bool):
+        raise ApiError(422, "invalid_input", "muted must be true or false")
+    actions.set_all_muted(request, info, data["muted"])
+    return JSONResponse(roster_document(web_state(request), info))
+
+
+async def end_call(request: Request) -> Response:
+    """``DELETE /api/conferences/{id}/roster/{call_id}``: hang up, cancel or dismiss."""
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    action = await actions.end_call(request, info, request.path_params["call_id"])
+    if action is None:
+        raise ApiError(404, "not_found", "no such call in this conference")
+    return JSONResponse({"action": action})
+
+
+async def refusals(request: Request) -> Response:
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    return JSONResponse(actions.refusals(request, info))
+
+
 async def health(request: Request) -> Response:
     listeners = web_state(request).services.listeners()
     listeners["web"] = True  # this answer comes from it
@@ -245,7 +273,10 @@ routes = [
     Route("/api/conferences/{id:int}/participants", participants, methods=["PUT"]),
     Route("/api/conferences/{id:int}/dial-out", dial_out, methods=["POST"]),
     Route("/api/conferences/{id:int}/roster", roster, methods=["GET"]),
+    Route("/api/conferences/{id:int}/roster", mute_all, methods=["PATCH"]),
     Route("/api/conferences/{id:int}/roster/{call_id}", roster_entry, methods=["PATCH"]),
+    Route("/api/conferences/{id:int}/roster/{call_id}", end_call, methods=["DELETE"]),
+    Route("/api/conferences/{id:int}/refusals", refusals, methods=["GET"]),
 ]
 
 exception_handlers = {

@@ -57,7 +57,11 @@ _POLICY_PROPERTIES: dict[str, Any] = {
         "description": "accepted key management; a new conference accepts every mode",
     },
     "notify_protection": {"type": "string", "enum": list(NOTIFY_PROTECTIONS)},
-    "chair_uri": {"type": "string", "nullable": True, "example": "sip:carol@127.0.0.1"},
+    "chair_uri": {"type": "string", "nullable": True, "example": "sip:carol@127.0.0.1",
+                  "description": "must be on the authorized list; sets that participant's "
+                  "role to chair (reported: the first chair of the list)"},
+    "locked": {"type": "boolean", "default": False,
+               "description": "while true, new joins get 403 with a Warning"},
 }  # fmt: skip
 
 SCHEMAS: dict[str, Any] = {
@@ -121,6 +125,17 @@ SCHEMAS: dict[str, Any] = {
     "DialOutStarted": {
         "type": "object", "required": ["conference", "participant"],
         "properties": {"conference": {"type": "string"}, "participant": _ref("RosterEntry")},
+    },
+    "Refusal": {
+        "type": "object", "required": ["uri", "reason", "at"],
+        "properties": {"uri": {"type": "string"}, "reason": {"type": "string"},
+                       "status": {"type": "integer"},
+                       "at": {"type": "string", "format": "date-time"}},
+    },
+    "CallEnded": {
+        "type": "object", "required": ["action"],
+        "properties": {"action": {"type": "string",
+                                  "enum": ["hung-up", "cancelled", "dismissed"]}},
     },
     "Stream": {
         "type": "object", "required": ["type", "key_mode"],
@@ -230,10 +245,32 @@ PATHS: dict[str, Any] = {
             "operationId": "getRoster", "summary": "who is in, with media and packet counts",
             "responses": {"200": _json(_ref("Roster"), "the live roster"), **_errors(401, 404)},
         },
+        "patch": {
+            "operationId": "setAllMuted",
+            "summary": "mute or unmute everyone connected (mute all)",
+            "requestBody": _body("Mute"),
+            "responses": {"200": _json(_ref("Roster"), "the roster after the change"),
+                          **_errors(*_BODY_ERRORS)},
+        },
+    },
+    "/api/conferences/{id}/refusals": {
+        "parameters": [_ID],
+        "get": {
+            "operationId": "getRefusals",
+            "summary": "the last refused join attempts, newest first (kept in memory)",
+            "responses": {"200": _json({"type": "array", "items": _ref("Refusal")},
+                                       "refusals"), **_errors(401, 404)},
+        },
     },
     "/api/conferences/{id}/roster/{call_id}": {
         "parameters": [_ID, {"name": "call_id", "in": "path", "required": True,
                              "schema": {"type": "string"}}],
+        "delete": {
+            "operationId": "endCall",
+            "summary": "hang up a connected call (the authorization stays), cancel a ringing "
+            "dial-out, or dismiss an ended one from the history",
+            "responses": {"200": _json(_ref("CallEnded"), "done"), **_errors(401, 403, 404)},
+        },
         "patch": {
             "operationId": "setMuted",
             "summary": "mute or unmute a participant (the mixer drops its audio)",

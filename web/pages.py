@@ -49,6 +49,7 @@ from web.forms import (
     refuse,
     take_refused,
 )
+from web.invite import invite_panel
 from web.state import (
     call_store,
     current_session,
@@ -225,6 +226,8 @@ def _detail(request: Request, who: Principal, info: ConferenceInfo) -> Response:
         "who": who, "conference": info, "uri": info.uri(state.domain),
         "roster": roster_document(state, info)["participants"], "roles": ROLES,
         "key_modes": KEY_MODES, "notify_protections": NOTIFY_PROTECTIONS,
+        "invite": invite_panel(state, info), "refusals": actions.refusals(request, info),
+        "listed": {e.uri for e in info.participants},
     }  # fmt: skip
     return render(request, "conference.html", context)
 
@@ -352,6 +355,16 @@ async def call(request: Request, who: Principal, info: ConferenceInfo) -> Respon
 
 
 @conference_page
+async def lock(request: Request, who: Principal, info: ConferenceInfo) -> Response:
+    form = await read_form(request, who.session)
+    locked = first(form, "locked") == "yes"
+    await actions.update_policy(request, info, {"locked": locked})
+    notice = ("Locked: nobody new can join (those in stay)." if locked
+              else "Unlocked: authorized participants can join again.")  # fmt: skip
+    return back(who, info, notice)
+
+
+@conference_page
 async def delete(request: Request, who: Principal, info: ConferenceInfo) -> Response:
     form = await read_form(request, who.session)
     if first(form, "confirm") != "yes":
@@ -374,5 +387,6 @@ routes = [
     Route("/conferences/{id:int}/participants/update", update_participant, methods=["POST"]),
     Route("/conferences/{id:int}/participants/remove", remove_participant, methods=["POST"]),
     Route("/conferences/{id:int}/call", call, methods=["POST"]),
+    Route("/conferences/{id:int}/lock", lock, methods=["POST"]),
     Route("/conferences/{id:int}/delete", delete, methods=["POST"]),
 ]

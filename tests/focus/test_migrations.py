@@ -30,9 +30,9 @@ def test_upgrade_to_head_creates_the_declared_schema(database_url: str) -> None:
         with store.engine.connect() as connection:
             assert (
                 connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                == "0003"
+                == "0004"
             )
-        assert migrate(store.engine) == "0003", "upgrading again is a no-op"
+        assert migrate(store.engine) == "0004", "upgrading again is a no-op"
     declared = {
         table.__tablename__: set(table.model_fields)  # type: ignore[attr-defined]
         for table in (Account, ApiToken, Conference, AuthorizedParticipant)
@@ -49,6 +49,7 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
     ]
     SQLModel.metadata.create_all(engine, tables=tables)
     with engine.begin() as connection:
+        connection.execute(text("ALTER TABLE conferences DROP COLUMN locked"))  # added by 0004
         connection.execute(
             text(
                 "INSERT INTO conferences (name, created_at, updated_at, allow_anonymous, "
@@ -89,7 +90,7 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
                 "INSERT INTO authorized_participants (conference_id, uri, role, use_mikey) "
                 "SELECT id, 'sip:alice@example.com', 'chair', false FROM conferences"
             ))  # fmt: skip
-        assert migrate(engine) == "0003"
+        assert migrate(engine) == "0004"  # through 0003 (and 0004: nothing to do with keys)
         with engine.begin() as connection:
             _insert(connection, "raw", None)  # written without key_modes: the server default
     finally:
@@ -108,3 +109,22 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
         with store.engine.connect() as connection:
             left = connection.execute(text("SELECT COUNT(*) FROM authorized_participants"))
             assert left.scalar() == 1
+
+
+def test_0004_conferences_can_be_locked_and_stored_ones_stay_open(database_url: str) -> None:
+    """A database at revision 0003 with a conference, upgraded: it is not locked."""
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "0003")
+        with engine.begin() as connection:
+            _insert(connection, "before", '["sdes"]')
+        assert migrate(engine) == "0004"
+    finally:
+        engine.dispose()
+    with ConferenceStore(database_url) as store:
+        before = store.get_conference("before")
+        assert before is not None and before.policy.locked is False
+        locked = store.update_policy("before", locked=True)
+        assert locked.policy.locked is True
+        assert store.get_conference("before").policy.locked is True  # type: ignore[union-attr]

@@ -298,3 +298,55 @@ def test_chair_uri_is_the_role_of_a_listed_participant(client: TestClient, token
     demoted = client.put(f"{url}/participants", json={"participants": [{"uri": ALICE_URI}]},
                          headers=alice)  # fmt: skip
     assert demoted.json()["policy"]["chair_uri"] is None, "no stale chair beside the roles"
+
+
+def test_mute_all_hang_up_cancel_dismiss_and_refusals(
+    client: TestClient, token: Auth, services: FakeServices, store: ConferenceStore
+) -> None:
+    alice = token("alice")
+    conf = create(client, alice, participants=[{"uri": ALICE_URI}])
+    base = f"/api/conferences/{conf['id']}"
+    calls = [_LiveCall("retro", "c1@host"), _LiveCall("retro", "c2@host")]
+    services.focus.calls += calls
+    muted = client.patch(f"{base}/roster", json={"muted": True}, headers=alice)
+    assert muted.status_code == 200 and all(c.muted for c in calls)
+    assert all(p["muted"] for p in muted.json()["participants"])
+    assert client.patch(f"{base}/roster", json={"muted": 1}, headers=alice).status_code == 422
+    client.patch(f"{base}/roster", json={"muted": False}, headers=alice)
+    assert not any(c.muted for c in calls)
+    # Hang up keeps the authorization: a BYE, the list untouched
+    ended = client.delete(f"{base}/roster/c1@host", headers=alice)
+    assert ended.status_code == 200 and ended.json() == {"action": "hung-up"}
+    assert services.focus.hung_up == ["c1@host"] and services.focus.applied == []
+    assert store.get_conference("retro").authorized() == {ALICE_URI: "participant"}  # type: ignore[union-attr]
+    services.focus.dialout = FakeDialOut(store)
+    services.focus.rosters["retro"] = [
+        {"uri": ALICE_URI, "role": "participant", "state": "ringing", "joined_by": "dial-out",
+         "reason": None, "call_id": "d1", "media": []},
+        {"uri": ALICE_URI, "role": "participant", "state": "failed", "joined_by": "dial-out",
+         "reason": "486 Busy Here", "call_id": "d2", "media": []},
+    ]  # fmt: skip
+    cancel = client.delete(f"{base}/roster/d1", headers=alice)
+    assert cancel.json() == {"action": "cancelled"} and services.focus.dialout.cancelled == ["d1"]
+    dismiss = client.delete(f"{base}/roster/d2", headers=alice)
+    assert dismiss.json() == {"action": "dismissed"}
+    assert services.focus.dialout.dismissed == ["d2"]
+    assert client.delete(f"{base}/roster/nobody", headers=alice).status_code == 404
+    services.focus.calls.append(_LiveCall("elsewhere", "c9@host"))
+    assert client.delete(f"{base}/roster/c9@host", headers=alice).status_code == 404
+    assert "c9@host" not in services.focus.hung_up
+    # refusals, newest first, as the focus keeps them
+    eve = {"uri": "sip:eve@127.0.0.1", "reason": "the identity in From is not on the "
+           "authorized list", "status": 403, "at": "2026-12-07T23:00:00+00:00"}  # fmt: skip
+    services.focus.refused["retro"] = [eve]
+    assert client.get(f"{base}/refusals", headers=alice).json() == [eve]
+    # the lock is a policy field
+    locked = client.patch(base, json={"policy": {"locked": True}}, headers=alice)
+    assert locked.status_code == 200 and locked.json()["policy"]["locked"] is True
+    assert services.focus.applied == ["retro"], "applied live (the NOTIFY says locked)"
+    bob = token("bob")
+    for method, path, body in (("PATCH", f"{base}/roster", {"muted": True}),
+                               ("DELETE", f"{base}/roster/c2@host", None),
+                               ("GET", f"{base}/refusals", None)):  # fmt: skip
+        assert client.request(method, path, json=body, headers=bob).status_code == 404
+    assert services.focus.hung_up == ["c1@host"] and not calls[1].muted

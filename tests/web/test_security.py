@@ -51,11 +51,14 @@ def test_xss_payloads_are_escaped_in_every_field(
             "media": [{"type": payload, "key_mode": payload, "packets_in": 1, "packets_out": 1}],
         }
     ]
+    services.focus.refused["xss"] = [
+        {"uri": payload, "reason": payload, "status": 403, "at": payload}
+    ]  # what a hostile caller can put in From reaches the refusals panel
     csrf = sign_in(client, "alice")
     page = client.get(f"/conferences/{info.id}").text
     assert_escaped(payload, page)
     assert "<img src=x" not in page and "<svg" not in page
-    assert page.count(str(escape(payload))) >= 4, "the roster fields are shown, escaped"
+    assert page.count(str(escape(payload))) >= 6, "the roster and refusal fields, escaped"
     # form fields echoed back after an error are escaped too
     echo = client.post("/conferences", data={"csrf_token": csrf, "name": payload})
     assert echo.history[0].status_code == 303 and "field-error" in echo.text
@@ -113,6 +116,9 @@ def test_creators_see_and_change_only_their_own_conferences(
         ("PUT", f"{base}/participants", {"participants": []}),
         ("POST", f"{base}/dial-out", {"uri": "sip:a@b"}),
         ("GET", f"{base}/roster", None),
+        ("PATCH", f"{base}/roster", {"muted": True}),
+        ("DELETE", f"{base}/roster/c1", None),
+        ("GET", f"{base}/refusals", None),
     ]
     for method, url, body in requests:
         response = client.request(method, url, json=body, headers=alice)
@@ -122,7 +128,7 @@ def test_creators_see_and_change_only_their_own_conferences(
     csrf = sign_in(client, "alice")
     assert client.get(f"/conferences/{conf['id']}").status_code == 404
     assert "bobs" not in client.get("/conferences").text
-    for action in ("policy", "participants", "participants/remove", "call", "delete"):
+    for action in ("policy", "participants", "participants/remove", "call", "delete", "lock"):
         response = client.post(
             f"/conferences/{conf['id']}/{action}", data={"csrf_token": csrf, "uri": "sip:a@b"}
         )
@@ -184,3 +190,24 @@ def test_security_headers_everywhere(client: TestClient) -> None:
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["cache-control"] == "no-store", path
     assert "no-store" not in client.get("/static/style.css").headers.get("cache-control", "")
+
+
+def test_the_control_room_actions_need_the_csrf_token(
+    client: TestClient, store: ConferenceStore, services: FakeServices
+) -> None:
+    """Lock (a form) and mute all / hang up (API with the session cookie) without a token."""
+    owner = store.get_account("alice")
+    assert owner is not None
+    info = store.create_conference("room", owner_id=owner.id)
+    csrf = sign_in(client, "alice")
+    refused = client.post(f"/conferences/{info.id}/lock", data={"locked": "yes"})
+    assert refused.status_code == 403
+    assert store.get_conference("room").policy.locked is False  # type: ignore[union-attr]
+    api = f"/api/conferences/{info.id}/roster"
+    assert client.patch(api, json={"muted": True}).status_code == 403
+    assert client.delete(f"{api}/c1").status_code == 403
+    assert services.focus.hung_up == []
+    done = client.post(f"/conferences/{info.id}/lock", data={"locked": "yes", "csrf_token": csrf})
+    assert "Locked" in done.text and store.get_conference("room").policy.locked is True  # type: ignore[union-attr]
+    ok = client.patch(api, json={"muted": True}, headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 200
