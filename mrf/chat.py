@@ -235,6 +235,10 @@ class ChatRelay:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _offered: dict[str, str] = field(default_factory=dict)  # dial-out: call ID -> session ID
 
+    def nicknames(self, conference: str) -> dict[str, str]:
+        """Call-ID → the nickname (RFC 7701 §7) its chat session holds in ``conference``."""
+        return {s.call_id: s.nickname for s in self._rooms.get(conference, ()) if s.nickname}
+
     async def listen(self, port: int) -> int:
         """Start the TLS listener; returns the bound port."""
         self.msrp_config = MsrpConfig(

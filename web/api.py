@@ -11,6 +11,7 @@ has none), 503 dial-out while the SIP endpoint is down.  A 500 is a bug.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.requests import Request
@@ -28,8 +29,16 @@ from web import actions
 from web.auth import CSRF_HEADER, Principal, csrf_matches
 from web.metrics import metrics
 from web.openapi import OPENAPI
-from web.state import call_store, principal, roster_document, visible_conference, web_state
+from web.state import (
+    call_store,
+    floor_states,
+    principal,
+    roster_document,
+    visible_conference,
+    web_state,
+)
 
+logger = logging.getLogger(__name__)
 MAX_BODY_SIZE = 64 * 1024
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -238,6 +247,37 @@ async def refusals(request: Request) -> Response:
     return JSONResponse(actions.refusals(request, info))
 
 
+async def floors(request: Request) -> Response:
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    return JSONResponse(floor_states(web_state(request), info))
+
+
+async def floor_decision(request: Request) -> Response:
+    """``POST …/floors/{floor_id}/requests/{request_id}`` ``{"action": "grant"|"deny"}``.
+
+    The web user acts as the conference's chair: only its owner or an administrator
+    reaches it (anyone else gets 404, like for every other route of a conference)."""
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    data = await read_json(request)
+    only(data, "action", required=("action",))
+    if data["action"] not in ("grant", "deny"):
+        raise ApiError(422, "invalid_input", "action must be grant or deny")
+    try:
+        floor_id = int(request.path_params["floor_id"])
+        request_id = int(request.path_params["request_id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such waiting floor request") from None
+    control = getattr(web_state(request).services.focus, "floor", None)
+    decide = getattr(control, "decide", None)
+    if decide is None or not decide(info.name, floor_id, request_id, data["action"] == "grant"):
+        raise ApiError(404, "not_found", "no such waiting floor request")
+    logger.info("conference %s: floor %d request %d %s by %s", info.name, floor_id,
+                request_id, data["action"], who.account.name)  # fmt: skip
+    return JSONResponse(floor_states(web_state(request), info))
+
+
 async def health(request: Request) -> Response:
     listeners = web_state(request).services.listeners()
     listeners["web"] = True  # this answer comes from it
@@ -277,6 +317,12 @@ routes = [
     Route("/api/conferences/{id:int}/roster/{call_id}", roster_entry, methods=["PATCH"]),
     Route("/api/conferences/{id:int}/roster/{call_id}", end_call, methods=["DELETE"]),
     Route("/api/conferences/{id:int}/refusals", refusals, methods=["GET"]),
+    Route("/api/conferences/{id:int}/floors", floors, methods=["GET"]),
+    Route(
+        "/api/conferences/{id:int}/floors/{floor_id}/requests/{request_id}",
+        floor_decision,
+        methods=["POST"],
+    ),
 ]
 
 exception_handlers = {

@@ -173,7 +173,25 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "conference": {"type": "string"},
             "participants": {"type": "array", "items": _ref("RosterEntry")},
+            "floors": {"type": "array", "items": _ref("Floor")},
         },
+    },
+    "Floor": {
+        "type": "object", "required": ["floor_id", "holder", "queue"],
+        "properties": {
+            "floor_id": {"type": "integer"},
+            "holder": {"type": "string", "nullable": True},
+            "queue": {"type": "array", "items": {
+                "type": "object", "required": ["request_id", "uri"],
+                "properties": {"request_id": {"type": "integer"},
+                               "uri": {"type": "string", "nullable": True},
+                               "status": {"type": "string", "enum": ["pending", "queued"]}},
+            }},
+        },
+    },
+    "FloorDecision": {
+        "type": "object", "required": ["action"], "additionalProperties": False,
+        "properties": {"action": {"type": "string", "enum": ["grant", "deny"]}},
     },
     "Health": {
         "type": "object", "required": ["status", "listeners"],
@@ -250,6 +268,30 @@ PATHS: dict[str, Any] = {
             "summary": "mute or unmute everyone connected (mute all)",
             "requestBody": _body("Mute"),
             "responses": {"200": _json(_ref("Roster"), "the roster after the change"),
+                          **_errors(*_BODY_ERRORS)},
+        },
+    },
+    "/api/conferences/{id}/floors": {
+        "parameters": [_ID],
+        "get": {
+            "operationId": "getFloors", "summary": "per BFCP floor: who holds it, who waits",
+            "responses": {"200": _json({"type": "array", "items": _ref("Floor")}, "floors"),
+                          **_errors(401, 404)},
+        },
+    },
+    "/api/conferences/{id}/floors/{floor_id}/requests/{request_id}": {
+        "parameters": [_ID,
+                       {"name": "floor_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}},
+                       {"name": "request_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}}],
+        "post": {
+            "operationId": "decideFloorRequest",
+            "summary": "grant (to the head of the queue) or deny a waiting floor request, "
+            "as the conference's chair (its owner or an administrator)",
+            "requestBody": _body("FloorDecision"),
+            "responses": {"200": _json({"type": "array", "items": _ref("Floor")},
+                                       "the floors after the decision"),
                           **_errors(*_BODY_ERRORS)},
         },
     },

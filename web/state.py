@@ -123,9 +123,24 @@ async def visible_conference(
     return info
 
 
+def floor_states(state: WebState, info: ConferenceInfo) -> list[dict[str, object]]:
+    """Per floor: holder and queue (:meth:`mrf.floor.FloorControl.floors`); [] without BFCP."""
+    floors = getattr(getattr(state.services.focus, "floor", None), "floors", None)
+    return list(floors(info.name)) if floors is not None else []
+
+
 def roster_document(state: WebState, info: ConferenceInfo) -> dict[str, object]:
-    """The live roster (interfaces contract) of ``info``."""
+    """The live roster (interfaces contract) of ``info``, with chat nicknames and the
+    floors (holder, queue) as extensions."""
+    focus = state.services.focus
+    entries = [dict(e) for e in focus.roster(info.name)]
+    nicknames_of = getattr(getattr(focus, "chat", None), "nicknames", None)
+    nicknames = nicknames_of(info.name) if nicknames_of is not None else {}
+    for entry in entries:
+        entry.setdefault("nickname", nicknames.get(str(entry.get("call_id"))))
+        entry.setdefault("talking", False)
     return {
         "conference": info.uri(state.domain),
-        "participants": state.services.focus.roster(info.name),
+        "participants": entries,
+        "floors": floor_states(state, info),
     }

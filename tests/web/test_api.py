@@ -77,7 +77,12 @@ def test_roster_comes_from_the_focus(client: TestClient, token: Auth, services: 
     }
     services.focus.rosters["retro"] = [entry]
     roster = client.get(f"/api/conferences/{conf['id']}/roster", headers=alice)
-    assert roster.json() == {"conference": "sip:retro@127.0.0.1", "participants": [entry]}
+    extended = {**entry, "nickname": None, "talking": False}  # what the focus did not say
+    assert roster.json() == {
+        "conference": "sip:retro@127.0.0.1",
+        "participants": [extended],
+        "floors": [],
+    }
 
 
 @pytest.mark.parametrize(
@@ -350,3 +355,45 @@ def test_mute_all_hang_up_cancel_dismiss_and_refusals(
                                ("GET", f"{base}/refusals", None)):  # fmt: skip
         assert client.request(method, path, json=body, headers=bob).status_code == 404
     assert services.focus.hung_up == ["c1@host"] and not calls[1].muted
+
+
+class _FakeFloor:
+    """mrf.floor.FloorControl's floors()/decide() surface, with one pending request."""
+
+    def __init__(self) -> None:
+        self.decided: list[tuple[str, int, int, bool]] = []
+        self.queue = [{"request_id": 7, "uri": ALICE_URI, "status": "pending"}]
+
+    def floors(self, conference: str) -> list[dict[str, object]]:
+        return [{"floor_id": 1, "holder": "sip:b@x", "queue": list(self.queue)}]
+
+    def decide(self, conference: str, floor_id: int, request_id: int, grant: bool) -> bool:
+        if (floor_id, request_id) != (1, 7) or not self.queue:
+            return False
+        self.decided.append((conference, floor_id, request_id, grant))
+        self.queue = []
+        return True
+
+
+def test_floors_and_the_owners_grant_or_deny(
+    client: TestClient, token: Auth, services: FakeServices
+) -> None:
+    alice = token("alice")
+    conf = create(client, alice)
+    base = f"/api/conferences/{conf['id']}"
+    assert client.get(f"{base}/floors", headers=alice).json() == [], "no BFCP: no floors"
+    floor = services.focus.floor = _FakeFloor()  # type: ignore[attr-defined]
+    listed = client.get(f"{base}/floors", headers=alice).json()
+    assert listed == [{"floor_id": 1, "holder": "sip:b@x", "queue": floor.queue}]
+    assert client.get(f"{base}/roster", headers=alice).json()["floors"] == listed
+    url = f"{base}/floors/1/requests/7"
+    assert client.post(url, json={"action": "maybe"}, headers=alice).status_code == 422
+    assert client.post(url, json={"action": "grant"}, headers=token("bob")).status_code == 404
+    assert floor.decided == [], "only the owner (or an admin) decides"
+    done = client.post(url, json={"action": "deny"}, headers=alice)
+    assert done.status_code == 200 and done.json()[0]["queue"] == []
+    assert floor.decided == [("retro", 1, 7, False)]
+    again = client.post(url, json={"action": "grant"}, headers=token("root"))
+    assert again.status_code == 404, "nothing is waiting any more"
+    assert client.post(f"{base}/floors/x/requests/7", json={"action": "grant"},
+                       headers=alice).status_code == 404  # fmt: skip

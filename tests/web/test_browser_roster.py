@@ -29,11 +29,11 @@ pytestmark = pytest.mark.interop
 EVE = "sip:eve@127.0.0.1"
 
 
-def _ue(mrf: MrfServer, tmp_path: Path, name: str, identity: str) -> UeJoin:
+def _ue(mrf: MrfServer, tmp_path: Path, name: str, identity: str, *extra: str) -> UeJoin:
     directory = tmp_path / f"ue-{name}"
     directory.mkdir(parents=True, exist_ok=True)
     return UeJoin(Artifacts(directory), mrf, "room", identity,
-                  "--audio", "--duration", "30")  # fmt: skip
+                  "--audio", "--duration", "30", *extra)  # fmt: skip
 
 
 def _outcome(ue: UeJoin) -> dict[str, object]:
@@ -129,10 +129,25 @@ def test_the_control_room(server: MrfServer, tmp_path: Path) -> None:  # noqa: F
             check_page(page, shots, "3-locked")
             page.get_by_role("button", name="Unlock").click()
             expect(page.get_by_role("status")).to_contain_text("Unlocked")
-            bob_again = _ue(server, tmp_path, "bob2", BOB)
+            floor_args = ("--transport", "tcp", "--bfcp", "--request-floor")
+            bob_again = _ue(server, tmp_path, "bob2", BOB, *floor_args)
             joiners.append(bob_again)
             assert _outcome(bob_again)["event"] == "joined"
             expect(page.locator(f'#roster tbody tr[data-uri="{BOB}"]')).to_contain_text("connected")
+
+            # floors: bob holds floor 1, eve waits; the owner denies her request
+            floors = page.locator("#floors")
+            expect(floors).to_contain_text(f"Floor 1: held by {BOB}")
+            eve_again = _ue(server, tmp_path, "eve2", EVE, *floor_args)
+            joiners.append(eve_again)
+            assert _outcome(eve_again)["event"] == "joined"
+            expect(floors).to_contain_text(f"{EVE} queued")
+            check_page(page, shots, "3b-floor-queue")
+            page.get_by_role("button", name=f"Deny floor 1 to {EVE}").click()
+            expect(floors).not_to_contain_text(f"{EVE} queued")
+            denied = wait_for(lambda: [e for e in eve_again.events("floor")
+                                       if e.get("status") == "denied"], 10)  # fmt: skip
+            assert denied, eve_again.events("floor")
 
             # Hang up: BYE, but alice stays authorized
             page.get_by_role("button", name=f"Hang up {ALICE}").click()

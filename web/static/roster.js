@@ -144,7 +144,47 @@ function renderHistory(box, ended) {
   history.hidden = ended.length === 0;
 }
 
+// Floors (BFCP): who holds each, who waits; Grant/Deny act as the chair
+//   POST /api/conferences/{id}/floors/{floor_id}/requests/{request_id} {"action"}
+function renderFloors(box, floors) {
+  const pane = document.getElementById("floors");
+  if (!pane) return;
+  const list = pane.querySelector("ul");
+  list.replaceChildren();
+  const api = box.dataset.api.replace(/\/roster$/, "/floors");
+  for (const floor of floors || []) {
+    const item = document.createElement("li");
+    item.dataset.floor = floor.floor_id;
+    item.append(`Floor ${floor.floor_id}: `);
+    if (floor.holder) {
+      item.append("held by ");
+      item.appendChild(uriCode(floor.holder));
+    } else {
+      item.append("free");
+    }
+    if (floor.queue.length) {
+      const queue = document.createElement("ol");
+      for (const waiting of floor.queue) {
+        const entry = document.createElement("li");
+        entry.appendChild(uriCode(waiting.uri || "(left)"));
+        entry.append(` ${waiting.status} `);
+        const url = `${api}/${floor.floor_id}/requests/${waiting.request_id}`;
+        const who = `floor ${floor.floor_id} to ${waiting.uri}`;
+        entry.appendChild(actionButton("Grant", who, "secondary",
+          () => send(box, "POST", url, { action: "grant" }, "grant the floor")));
+        entry.appendChild(actionButton("Deny", who, "danger",
+          () => send(box, "POST", url, { action: "deny" }, "deny the floor")));
+        queue.appendChild(entry);
+      }
+      item.appendChild(queue);
+    }
+    list.appendChild(item);
+  }
+  pane.hidden = !(floors && floors.length);
+}
+
 function renderRoster(box, roster) {
+  renderFloors(box, roster.floors);
   const table = box.querySelector("table");
   const body = table.querySelector("tbody");
   const live = roster.participants.filter((p) => !ENDED.has(p.state));
