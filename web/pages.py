@@ -61,6 +61,18 @@ from web.state import (
 
 logger = logging.getLogger(__name__)
 
+# U+2011 (a hyphen no line breaks at) keeps MIKEY-TICKET and DTLS-SRTP whole
+KEY_MODE_HELP = {
+    "sdes": "SDES (RFC 4568): the SRTP key travels in the SDP. Every softphone (baresip, Linphone, "
+    "Zoiper) does it; the key is only private when SIP runs over TLS or through a trusted proxy.",
+    "mikey-ticket": "MIKEY‑TICKET (RFC 6043, TS 33.328 Annex H): keys from the KMS, never in the "
+    "SDP. IMS clients and mrf ue; needs a KMS. Also keys chat and floor control by TLS-PSK.",
+    "dtls": "DTLS‑SRTP (RFC 5763): keys agreed in a DTLS handshake on the media path, checked "
+    "against the SDP fingerprint. Browsers (WebRTC) and modern softphones.",
+    "fingerprint": "Chat (MSRP) and floor control (BFCP) over TLS, the certificate checked against "
+    "the SDP a=fingerprint. Without it, chat and floors need MIKEY‑TICKET.",
+}
+
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
 
 
@@ -227,7 +239,7 @@ def _detail(request: Request, who: Principal, info: ConferenceInfo) -> Response:
         "roster": roster_document(state, info)["participants"], "roles": ROLES,
         "key_modes": KEY_MODES, "notify_protections": NOTIFY_PROTECTIONS,
         "invite": invite_panel(state, info), "refusals": actions.refusals(request, info),
-        "listed": {e.uri for e in info.participants},
+        "listed": {e.uri for e in info.participants}, "key_help": KEY_MODE_HELP,
     }  # fmt: skip
     return render(request, "conference.html", context)
 

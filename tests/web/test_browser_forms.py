@@ -97,6 +97,25 @@ def test_forms_say_what_is_wrong_at_the_field(server: MrfServer, tmp_path: Path)
             page.get_by_role("button", name="Add", exact=True).click()
             assert "only in letter case" in _describedby_text(page, "#add-uri")
 
+            # help beside each key mode and NOTIFY protection; a warning before security goes off
+            assert "Browsers (WebRTC)" in _describedby_text(page, "#key-mode-dtls")
+            assert "IMS clients" in _describedby_text(page, "#key-mode-mikey-ticket")
+            assert "most softphones" in _describedby_text(page, "#notify-optional")
+            assert "every other SUBSCRIBE is refused" in _describedby_text(page, "#notify-required")
+            asked: list[str] = []
+            page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+            page.get_by_label("Require media security").uncheck()
+            page.get_by_role("button", name="Save policy").click()
+            assert asked and "unencrypted" in asked[0], asked
+            page.reload()
+            expect(page.get_by_label("Require media security")).to_be_checked()  # not saved
+            page.once("dialog", lambda d: d.accept())
+            page.get_by_label("Require media security").uncheck()
+            page.get_by_role("button", name="Save policy").click()
+            expect(page.get_by_role("status")).to_contain_text("Policy saved")
+            expect(page.get_by_label("Require media security")).not_to_be_checked()
+            page.get_by_label("Require media security").check()
+
             for box in page.locator('input[name="key_modes"]').all():
                 box.uncheck()
             page.get_by_label("Allow anonymous callers").check()

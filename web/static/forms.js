@@ -20,7 +20,25 @@ function askBeforeSending() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => { focusFirstProblem(); askBeforeSending(); });
+// the policy form: switching "require media security" off is confirmed first
+function warnBeforeInsecure() {
+  const form = document.getElementById("policy-form");
+  const box = document.getElementById("require-media-security");
+  if (!form || !box) return;
+  form.addEventListener("submit", (event) => {
+    if (box.dataset.wasChecked === "true" && !box.checked &&
+        !window.confirm("Switch media security off? Callers could then join with unencrypted " +
+                        "audio and chat that anyone on the network path can listen to.")) {
+      event.preventDefault();
+    }
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  focusFirstProblem();
+  askBeforeSending();
+  warnBeforeInsecure();
+});
 // a redirect to "#fragment" scrolls there after the load and takes the focus with it:
 // give it back to the field in error once that is done
 window.addEventListener("load", () => setTimeout(focusFirstProblem, 0));
