@@ -213,3 +213,40 @@ def refusals(request: Request, info: ConferenceInfo) -> list[dict[str, object]]:
     focus = web_state(request).services.focus
     recorded = getattr(focus, "refusals", None)
     return list(recorded(info.name)) if recorded is not None else []
+
+
+# --- the chat pane ---------------------------------------------------------------------
+
+MAX_CHAT_TEXT = 1000  # characters the web posts at once
+
+
+class ChatRefused(Exception):
+    """A chat post that cannot go out: HTTP ``status``, error ``code``, ``detail``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def chat_history(request: Request, info: ConferenceInfo) -> list[dict[str, object]]:
+    relay = getattr(web_state(request).services.focus, "chat", None)
+    history = getattr(relay, "history", None)
+    return list(history(info.name)) if history is not None else []
+
+
+def post_chat(request: Request, info: ConferenceInfo, text: object) -> int:
+    """Send ``text`` to the room as the conference URI (CPIM From); recipients reached."""
+    relay = getattr(web_state(request).services.focus, "chat", None)
+    if relay is None or not hasattr(relay, "post"):
+        raise ChatRefused(501, "not_implemented", "this server has no chat (MSRP) switch")
+    if not isinstance(text, str) or not text.strip():
+        raise ChatRefused(422, "invalid_input", "text must be a non-empty string")
+    if len(text) > MAX_CHAT_TEXT:
+        raise ChatRefused(422, "invalid_input", f"text may have {MAX_CHAT_TEXT} characters")
+    state = web_state(request)
+    try:
+        sent = int(relay.post(info.name, info.uri(state.domain), text.strip()))
+    except ValueError as exc:
+        raise ChatRefused(422, "invalid_input", str(exc)) from None
+    logger.info("conference %s: chat message posted as the conference to %d", info.name, sent)
+    return sent

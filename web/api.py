@@ -278,6 +278,21 @@ async def floor_decision(request: Request) -> Response:
     return JSONResponse(floor_states(web_state(request), info))
 
 
+async def chat(request: Request) -> Response:
+    """``GET``: the room's recent messages; ``POST {"text"}``: send as the conference."""
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    if request.method == "GET":
+        return JSONResponse(actions.chat_history(request, info))
+    data = await read_json(request)
+    only(data, "text", required=("text",))
+    try:
+        sent = actions.post_chat(request, info, data["text"])
+    except actions.ChatRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.detail) from None
+    return JSONResponse({"sent_to": sent}, status_code=201)
+
+
 async def health(request: Request) -> Response:
     listeners = web_state(request).services.listeners()
     listeners["web"] = True  # this answer comes from it
@@ -318,6 +333,7 @@ routes = [
     Route("/api/conferences/{id:int}/roster/{call_id}", end_call, methods=["DELETE"]),
     Route("/api/conferences/{id:int}/refusals", refusals, methods=["GET"]),
     Route("/api/conferences/{id:int}/floors", floors, methods=["GET"]),
+    Route("/api/conferences/{id:int}/chat", chat, methods=["GET", "POST"]),
     Route(
         "/api/conferences/{id:int}/floors/{floor_id}/requests/{request_id}",
         floor_decision,

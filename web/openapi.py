@@ -189,6 +189,18 @@ SCHEMAS: dict[str, Any] = {
             }},
         },
     },
+    "ChatMessage": {
+        "type": "object", "required": ["from", "to", "text", "at"],
+        "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                       "text": {"type": "string", "nullable": True},
+                       "nickname": {"type": "string", "nullable": True},
+                       "private": {"type": "boolean"},
+                       "at": {"type": "string", "format": "date-time"}},
+    },
+    "ChatPost": {
+        "type": "object", "required": ["text"], "additionalProperties": False,
+        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 1000}},
+    },
     "FloorDecision": {
         "type": "object", "required": ["action"], "additionalProperties": False,
         "properties": {"action": {"type": "string", "enum": ["grant", "deny"]}},
@@ -269,6 +281,23 @@ PATHS: dict[str, Any] = {
             "requestBody": _body("Mute"),
             "responses": {"200": _json(_ref("Roster"), "the roster after the change"),
                           **_errors(*_BODY_ERRORS)},
+        },
+    },
+    "/api/conferences/{id}/chat": {
+        "parameters": [_ID],
+        "get": {
+            "operationId": "getChat",
+            "summary": "the room's recent chat messages (private ones without their text)",
+            "responses": {"200": _json({"type": "array", "items": _ref("ChatMessage")},
+                                       "messages, oldest first"), **_errors(401, 404)},
+        },
+        "post": {
+            "operationId": "postChat",
+            "summary": "send a message to the room as the conference (CPIM From: its URI)",
+            "requestBody": _body("ChatPost"),
+            "responses": {"201": _json({"type": "object", "required": ["sent_to"],
+                                        "properties": {"sent_to": {"type": "integer"}}},
+                                       "sent"), **_errors(*_BODY_ERRORS, 501)},
         },
     },
     "/api/conferences/{id}/floors": {

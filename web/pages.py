@@ -240,6 +240,7 @@ def _detail(request: Request, who: Principal, info: ConferenceInfo) -> Response:
         "key_modes": KEY_MODES, "notify_protections": NOTIFY_PROTECTIONS,
         "invite": invite_panel(state, info), "refusals": actions.refusals(request, info),
         "listed": {e.uri for e in info.participants}, "key_help": KEY_MODE_HELP,
+        "chat": actions.chat_history(request, info),
     }  # fmt: skip
     return render(request, "conference.html", context)
 
@@ -367,6 +368,19 @@ async def call(request: Request, who: Principal, info: ConferenceInfo) -> Respon
 
 
 @conference_page
+async def post_chat(request: Request, who: Principal, info: ConferenceInfo) -> Response:
+    form = await read_form(request, who.session)
+    text = first(form, "text")
+    try:
+        sent = actions.post_chat(request, info, text)
+    except actions.ChatRefused as exc:
+        problem = "Write the message first." if exc.status == 422 and not text else exc.detail
+        return refuse(who.session, _page(info, "chat-title"), {"chat-text": problem},
+                      {"chat-text": text})  # fmt: skip
+    return back(who, info, f"Sent to the room as the conference ({sent} in the chat).")
+
+
+@conference_page
 async def lock(request: Request, who: Principal, info: ConferenceInfo) -> Response:
     form = await read_form(request, who.session)
     locked = first(form, "locked") == "yes"
@@ -400,5 +414,6 @@ routes = [
     Route("/conferences/{id:int}/participants/remove", remove_participant, methods=["POST"]),
     Route("/conferences/{id:int}/call", call, methods=["POST"]),
     Route("/conferences/{id:int}/lock", lock, methods=["POST"]),
+    Route("/conferences/{id:int}/chat", post_chat, methods=["POST"]),
     Route("/conferences/{id:int}/delete", delete, methods=["POST"]),
 ]

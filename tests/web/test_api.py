@@ -397,3 +397,53 @@ def test_floors_and_the_owners_grant_or_deny(
     assert again.status_code == 404, "nothing is waiting any more"
     assert client.post(f"{base}/floors/x/requests/7", json={"action": "grant"},
                        headers=alice).status_code == 404  # fmt: skip
+
+
+class _FakeRelay:
+    """mrf.chat.ChatRelay's history()/post() surface."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, str, str]] = []
+        self.messages: list[dict[str, object]] = [
+            {"from": ALICE_URI, "nickname": "ana", "to": "sip:retro@127.0.0.1",
+             "text": "hi", "private": False, "at": "2026-12-07T23:00:00+00:00"},
+        ]  # fmt: skip
+
+    def history(self, conference: str) -> list[dict[str, object]]:
+        return list(self.messages)
+
+    def post(self, conference: str, conference_uri: str, text: str) -> int:
+        self.posted.append((conference, conference_uri, text))
+        return 2
+
+    def nicknames(self, conference: str) -> dict[str, str]:
+        return {}
+
+
+def test_chat_history_and_posting_as_the_conference(
+    client: TestClient, token: Auth, services: FakeServices
+) -> None:
+    alice = token("alice")
+    conf = create(client, alice)
+    url = f"/api/conferences/{conf['id']}/chat"
+    assert client.get(url, headers=alice).json() == []
+    assert client.post(url, json={"text": "x"}, headers=alice).status_code == 501
+    relay = services.focus.chat = _FakeRelay()  # type: ignore[attr-defined]
+    assert client.get(url, headers=alice).json() == relay.messages
+    sent = client.post(url, json={"text": " welcome "}, headers=alice)
+    assert sent.status_code == 201 and sent.json() == {"sent_to": 2}
+    assert relay.posted == [("retro", "sip:retro@127.0.0.1", "welcome")]
+    for bad in ({"text": ""}, {"text": 5}, {"text": "x" * 1001}, {"words": "x"}):
+        assert client.post(url, json=bad, headers=alice).status_code == 422, bad
+    bob = token("bob")
+    assert client.get(url, headers=bob).status_code == 404
+    assert client.post(url, json={"text": "spoof"}, headers=bob).status_code == 404
+    assert len(relay.posted) == 1
+    # the page's form: post/redirect/get, CSRF-checked
+    csrf = sign_in(client, "alice")
+    page = f"/conferences/{conf['id']}"
+    assert client.post(f"{page}/chat", data={"text": "no token"}).status_code == 403
+    shown = client.post(f"{page}/chat", data={"text": "from the page", "csrf_token": csrf})
+    assert "Sent to the room as the conference" in shown.text and "“ana”" in shown.text
+    empty = client.post(f"{page}/chat", data={"text": "", "csrf_token": csrf})
+    assert "Write the message first" in empty.text and len(relay.posted) == 2

@@ -129,8 +129,8 @@ def test_the_control_room(server: MrfServer, tmp_path: Path) -> None:  # noqa: F
             check_page(page, shots, "3-locked")
             page.get_by_role("button", name="Unlock").click()
             expect(page.get_by_role("status")).to_contain_text("Unlocked")
-            floor_args = ("--transport", "tcp", "--bfcp", "--request-floor")
-            bob_again = _ue(server, tmp_path, "bob2", BOB, *floor_args)
+            floor_args = ("--transport", "tcp", "--bfcp", "--request-floor", "--msrp")
+            bob_again = _ue(server, tmp_path, "bob2", BOB, *floor_args, "--say", "hello from bob")
             joiners.append(bob_again)
             assert _outcome(bob_again)["event"] == "joined"
             expect(page.locator(f'#roster tbody tr[data-uri="{BOB}"]')).to_contain_text("connected")
@@ -148,6 +148,19 @@ def test_the_control_room(server: MrfServer, tmp_path: Path) -> None:  # noqa: F
             denied = wait_for(lambda: [e for e in eve_again.events("floor")
                                        if e.get("status") == "denied"], 10)  # fmt: skip
             assert denied, eve_again.events("floor")
+
+            # the chat pane: bob's message live, and the owner posts as the conference
+            chat = page.locator("#chat")
+            expect(chat).to_contain_text(f"{BOB}: hello from bob")
+            page.get_by_label("Message to the room").fill("welcome, all")
+            page.get_by_role("button", name="Send", exact=True).click()
+            expect(page.get_by_role("status")).to_contain_text("Sent to the room")
+            conference_uri = "sip:room@127.0.0.1"
+            got = wait_for(lambda: [e for e in eve_again.events("chat")
+                                    if e.get("text") == "welcome, all"], 10)  # fmt: skip
+            assert got and conference_uri in str(got[0].get("from")), eve_again.events("chat")
+            expect(chat).to_contain_text(f"{conference_uri}: welcome, all")
+            check_page(page, shots, "3c-chat")
 
             # Hang up: BYE, but alice stays authorized
             page.get_by_role("button", name=f"Hang up {ALICE}").click()

@@ -54,11 +54,16 @@ def test_xss_payloads_are_escaped_in_every_field(
     services.focus.refused["xss"] = [
         {"uri": payload, "reason": payload, "status": 403, "at": payload}
     ]  # what a hostile caller can put in From reaches the refusals panel
+    from .test_api import _FakeRelay
+
+    relay = services.focus.chat = _FakeRelay()  # type: ignore[attr-defined]
+    relay.messages = [{"from": payload, "nickname": payload, "to": payload, "text": payload,
+                       "private": False, "at": payload}]  # fmt: skip
     csrf = sign_in(client, "alice")
     page = client.get(f"/conferences/{info.id}").text
     assert_escaped(payload, page)
     assert "<img src=x" not in page and "<svg" not in page
-    assert page.count(str(escape(payload))) >= 6, "the roster and refusal fields, escaped"
+    assert page.count(str(escape(payload))) >= 9, "the roster, refusal and chat fields, escaped"
     # form fields echoed back after an error are escaped too
     echo = client.post("/conferences", data={"csrf_token": csrf, "name": payload})
     assert echo.history[0].status_code == 303 and "field-error" in echo.text
@@ -119,6 +124,10 @@ def test_creators_see_and_change_only_their_own_conferences(
         ("PATCH", f"{base}/roster", {"muted": True}),
         ("DELETE", f"{base}/roster/c1", None),
         ("GET", f"{base}/refusals", None),
+        ("GET", f"{base}/chat", None),
+        ("POST", f"{base}/chat", {"text": "as bob"}),
+        ("GET", f"{base}/floors", None),
+        ("POST", f"{base}/floors/1/requests/1", {"action": "grant"}),
     ]
     for method, url, body in requests:
         response = client.request(method, url, json=body, headers=alice)
@@ -128,7 +137,8 @@ def test_creators_see_and_change_only_their_own_conferences(
     csrf = sign_in(client, "alice")
     assert client.get(f"/conferences/{conf['id']}").status_code == 404
     assert "bobs" not in client.get("/conferences").text
-    for action in ("policy", "participants", "participants/remove", "call", "delete", "lock"):
+    for action in ("policy", "participants", "participants/remove", "call", "delete", "lock",
+                   "chat"):  # fmt: skip
         response = client.post(
             f"/conferences/{conf['id']}/{action}", data={"csrf_token": csrf, "uri": "sip:a@b"}
         )

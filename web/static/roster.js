@@ -196,6 +196,36 @@ function renderRoster(box, roster) {
   renderHistory(box, ended);
 }
 
+// The chat pane: the room's recent messages (event: chat), nicknames and private ones marked
+function renderChat(messages) {
+  const list = document.getElementById("chat");
+  if (!list) return;
+  list.replaceChildren();
+  for (const m of messages) {
+    const item = document.createElement("li");
+    if (m.private) item.className = "private";
+    item.appendChild(uriCode(m.from));
+    if (m.nickname) item.append(` “${m.nickname}”`);
+    if (m.private) {
+      const mark = document.createElement("strong");
+      mark.textContent = "private";
+      item.append(" ", mark, " to ");
+      item.appendChild(uriCode(m.to));
+    }
+    item.append(": ");
+    if (m.text === null) {
+      const note = document.createElement("em");
+      note.textContent = m.private ? "(not shown)" : "(not text)";
+      item.appendChild(note);
+    } else {
+      item.append(m.text);
+    }
+    list.appendChild(item);
+  }
+  const empty = document.querySelector(".empty-chat");
+  if (empty) empty.hidden = messages.length !== 0;
+}
+
 function startMuteAll(box) {
   for (const button of document.querySelectorAll("button[data-mute-all]")) {
     button.hidden = false;
@@ -217,6 +247,7 @@ function startRoster() {
   source.addEventListener("open", () => { status.textContent = "Live."; box.dataset.live = "1"; });
   source.addEventListener("error", () => { status.textContent = "Reconnecting…"; });
   source.addEventListener("roster", (event) => renderRoster(box, JSON.parse(event.data)));
+  source.addEventListener("chat", (event) => renderChat(JSON.parse(event.data)));
   source.addEventListener("gone", () => {
     source.close();
     status.textContent = "This conference was deleted.";
