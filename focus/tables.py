@@ -43,6 +43,7 @@ class Account(SQLModel, table=True):
     name: str = Field(max_length=64, unique=True, index=True)
     password_hash: str = Field(sa_type=Text)
     is_admin: bool = False
+    disabled: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
 
 

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mrf.settings import Settings
-from web import api, pages
+from web import accounts, api, pages
 from web.roster import roster_events
 from web.state import WebServices, WebState
 
@@ -103,6 +103,7 @@ def create_app(settings: Settings, services: WebServices) -> Starlette:
     state = WebState(settings, services)
     routes = [
         *pages.routes,
+        *accounts.routes,
         Route("/conferences/{id:int}/events", roster_events, methods=["GET"]),
         *api.routes,
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),

@@ -105,7 +105,7 @@ async def principal(request: Request) -> Principal | None:
     if session is None or session.account_id is None:
         return None
     account = await call_store(request, state.store.get_account_by_id, session.account_id)
-    if account is None:  # the account was removed meanwhile
+    if account is None or account.disabled:  # the account was removed or disabled meanwhile
         state.sessions.delete(session.id)
         return None
     return Principal(account, "session", session)

@@ -50,6 +50,7 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
     SQLModel.metadata.create_all(engine, tables=tables)
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE conferences DROP COLUMN locked"))  # added by 0004
+        connection.execute(text("ALTER TABLE accounts DROP COLUMN disabled"))  # added by 0004
         connection.execute(
             text(
                 "INSERT INTO conferences (name, created_at, updated_at, allow_anonymous, "
@@ -112,13 +113,18 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
 
 
 def test_0004_conferences_can_be_locked_and_stored_ones_stay_open(database_url: str) -> None:
-    """A database at revision 0003 with a conference, upgraded: it is not locked."""
+    """A database at revision 0003 with a conference and an account, upgraded: the
+    conference is not locked, the account not disabled."""
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
             command.upgrade(_alembic_config(connection), "0003")
         with engine.begin() as connection:
             _insert(connection, "before", '["sdes"]')
+            connection.execute(text(
+                "INSERT INTO accounts (name, password_hash, is_admin, created_at) "
+                "VALUES ('ana', 'x', false, '2025-01-01')"
+            ))  # fmt: skip
         assert migrate(engine) == "0004"
     finally:
         engine.dispose()
@@ -128,3 +134,6 @@ def test_0004_conferences_can_be_locked_and_stored_ones_stay_open(database_url: 
         locked = store.update_policy("before", locked=True)
         assert locked.policy.locked is True
         assert store.get_conference("before").policy.locked is True  # type: ignore[union-attr]
+        ana = store.get_account("ana")
+        assert ana is not None and ana.disabled is False
+        assert store.set_disabled("ana", True).disabled is True

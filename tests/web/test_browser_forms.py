@@ -133,6 +133,27 @@ def test_forms_say_what_is_wrong_at_the_field(server: MrfServer, tmp_path: Path)
             expect(page).to_have_url(f"{base}/conferences")
             expect(page.get_by_role("status")).to_contain_text("Conference retro deleted")
 
+            # accounts and tokens in the web
+            page.get_by_role("link", name="Your account").click()
+            page.get_by_role("button", name="Create a token").click()
+            expect(page.get_by_role("heading", name="Your new API token")).to_be_focused()
+            token = page.locator("#new-token").input_value()
+            assert token.startswith("mrf_")
+            check_page(page, shots, "07-account-token")
+            page.reload()
+            expect(page.locator("#new-token")).to_have_count(0)  # shown once
+            page.get_by_label("Current password").fill("wrong one")
+            page.get_by_role("button", name="Change password").click()
+            expect(page.locator("#current-password")).to_be_focused()
+            page.get_by_role("link", name="Accounts").click()
+            page.get_by_label("Name", exact=True).fill("ana")
+            page.get_by_label("Password", exact=True).fill("a long password")
+            page.get_by_role("button", name="Create account").click()
+            expect(page.get_by_role("status")).to_contain_text("Account ana created")
+            page.get_by_role("button", name="Disable ana").click()
+            expect(page.get_by_role("status")).to_contain_text("Account ana disabled")
+            check_page(page, shots, "08-accounts")
+
             missing = page.goto(f"{base}/conferences/99")
             assert missing is not None and missing.status == 404
             expect(page.get_by_role("navigation", name="Main")).to_be_visible()
@@ -142,4 +163,4 @@ def test_forms_say_what_is_wrong_at_the_field(server: MrfServer, tmp_path: Path)
         finally:
             browser.close()
     assert heights["conference"]["desktop"] < 3000, heights
-    assert len(list(shots.glob("*.png"))) == 12
+    assert len(list(shots.glob("*.png"))) == 16
