@@ -66,9 +66,20 @@ async def change_password(request: Request, who: Principal) -> Response:
     form = await read_form(request, who.session)
     current = form.get("current", [""])[0]
     new, repeat = form.get("new", [""])[0], form.get("repeat", [""])[0]
-    store = web_state(request).store
+    state = web_state(request)
+    store = state.store
+    key = f"name:{who.account.name.lower()}"  # the sign-in throttle's: guesses count there too
+    wait = state.throttle.retry_after(key)
+    if wait > 0:
+        response = render(request, "account.html", {
+            "who": who, "tokens": [], "errors": {"current-password": "Too many wrong "
+            f"passwords: try again in {int(wait) + 1} seconds."},
+        }, 429)  # fmt: skip
+        response.headers["Retry-After"] = str(int(wait) + 1)
+        return response
     errors: dict[str, str] = {}
     if await call_store(request, store.authenticate, who.account.name, current) is None:
+        state.throttle.failed(key)
         errors["current-password"] = "That is not your current password."
     problem = _password_problem(new, repeat)
     if problem:

@@ -221,3 +221,32 @@ def test_the_control_room_actions_need_the_csrf_token(
     assert "Locked" in done.text and store.get_conference("room").policy.locked is True  # type: ignore[union-attr]
     ok = client.patch(api, json={"muted": True}, headers={"X-CSRF-Token": csrf})
     assert ok.status_code == 200
+
+
+def test_account_forms_need_the_csrf_token_and_guesses_are_throttled(
+    client: TestClient, store: ConferenceStore
+) -> None:
+    csrf = sign_in(client, "alice")
+    for path, data in (
+        ("/account/password", {"current": PASSWORD, "new": "x" * 12, "repeat": "x" * 12}),
+        ("/account/tokens", {}),
+        ("/account/tokens/revoke", {"token_id": "1"}),
+    ):
+        assert client.post(path, data=data).status_code == 403, path
+    mallory = {"name": "mallory", "password": "x" * 12}
+    assert (
+        client.post("/admin/accounts/create", data={**mallory, "csrf_token": csrf}).status_code
+        == 404
+    )
+    root = TestClient(client.app, base_url="http://127.0.0.1")
+    sign_in(root, "root")
+    assert root.post("/admin/accounts/create", data=mallory).status_code == 403
+    assert store.get_account("mallory") is None
+    assert store.authenticate("alice", PASSWORD) is not None and store.list_tokens("alice") == []
+    for attempt in range(10):  # guessing the current password counts as failed sign-ins
+        client.post("/account/password", data={"csrf_token": csrf, "current": f"guess-{attempt}",
+                                                "new": "x" * 12, "repeat": "x" * 12})  # fmt: skip
+    throttled = client.post("/account/password", data={
+        "csrf_token": csrf, "current": PASSWORD, "new": "x" * 12, "repeat": "x" * 12})  # fmt: skip
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+    assert store.authenticate("alice", PASSWORD) is not None, "not changed while throttled"
