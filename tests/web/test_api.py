@@ -417,7 +417,7 @@ class _FakeRelay:
         return 2
 
     def nicknames(self, conference: str) -> dict[str, str]:
-        return {}
+        return {"c1@host": "ana"}
 
 
 def test_chat_history_and_posting_as_the_conference(
@@ -430,6 +430,9 @@ def test_chat_history_and_posting_as_the_conference(
     assert client.post(url, json={"text": "x"}, headers=alice).status_code == 501
     relay = services.focus.chat = _FakeRelay()  # type: ignore[attr-defined]
     assert client.get(url, headers=alice).json() == relay.messages
+    services.focus.calls.append(_LiveCall("retro", "c1@host"))
+    roster = client.get(f"/api/conferences/{conf['id']}/roster", headers=alice).json()
+    assert [p["nickname"] for p in roster["participants"]] == ["ana"], "the chat nickname"
     sent = client.post(url, json={"text": " welcome "}, headers=alice)
     assert sent.status_code == 201 and sent.json() == {"sent_to": 2}
     assert relay.posted == [("retro", "sip:retro@127.0.0.1", "welcome")]
