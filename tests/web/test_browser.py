@@ -131,6 +131,7 @@ def test_the_conference_pages_and_the_live_roster(server: MrfServer, tmp_path: P
             expect(page.locator(f'#roster tr[data-uri="{ALICE}"]')).to_have_count(0)
             page.screenshot(path=shots / "5-removed.png", full_page=True)
 
+            page.locator("#policy > summary").click()  # the policy is folded until opened
             page.get_by_label("Allow anonymous callers").check()
             page.get_by_role("button", name="Save policy").click()
             expect(page.get_by_role("status")).to_contain_text("Policy saved")

@@ -98,6 +98,7 @@ def test_forms_say_what_is_wrong_at_the_field(server: MrfServer, tmp_path: Path)
             assert "only in letter case" in _describedby_text(page, "#add-uri")
 
             # help beside each key mode and NOTIFY protection; a warning before security goes off
+            page.locator("#policy > summary").click()  # the policy is folded until opened
             assert "Browsers (WebRTC)" in _describedby_text(page, "#key-mode-dtls")
             assert "IMS clients" in _describedby_text(page, "#key-mode-mikey-ticket")
             assert "most softphones" in _describedby_text(page, "#notify-optional")
@@ -108,6 +109,7 @@ def test_forms_say_what_is_wrong_at_the_field(server: MrfServer, tmp_path: Path)
             page.get_by_role("button", name="Save policy").click()
             assert asked and "unencrypted" in asked[0], asked
             page.reload()
+            page.locator("#policy > summary").click()
             expect(page.get_by_label("Require media security")).to_be_checked()  # not saved
             page.once("dialog", lambda d: d.accept())
             page.get_by_label("Require media security").uncheck()
