@@ -195,10 +195,13 @@ async def end_call(request: Request, info: ConferenceInfo, call_id: str) -> str 
     (``dismissed``).
     """
     focus = web_state(request).services.focus
-    entry = next((e for e in _entries(request, info) if e.get("call_id") == call_id), None)
+    roster = _entries(request, info) + list(web_state(request).ended.get(info.name, ()))
+    entry = next((e for e in roster if e.get("call_id") == call_id), None)
     if entry is None:
         return None
     state = entry.get("state")
+    if web_state(request).dismiss_ended(info.name, call_id):
+        return "dismissed"
     if state in RINGING_STATES and focus.dialout is not None:
         return "cancelled" if focus.dialout.cancel(call_id) else None
     if state in ("failed", "left") and focus.dialout is not None:

@@ -450,3 +450,24 @@ def test_chat_history_and_posting_as_the_conference(
     assert "Sent to the room as the conference" in shown.text and "“ana”" in shown.text
     empty = client.post(f"{page}/chat", data={"text": "", "csrf_token": csrf})
     assert "Write the message first" in empty.text and len(relay.posted) == 2
+
+
+def test_calls_that_ended_are_in_the_history_until_dismissed(
+    client: TestClient, token: Auth, services: FakeServices
+) -> None:
+    from focus.events import ParticipantLeft
+
+    alice = token("alice")
+    conf = create(client, alice)
+    base = f"/api/conferences/{conf['id']}/roster"
+    for listener in list(services.focus.listeners):
+        listener(ParticipantLeft("retro", "c7@host", ALICE_URI, "bye"))
+        listener(ParticipantLeft("elsewhere", "c8@host", ALICE_URI, "bye"))
+    (ended,) = client.get(base, headers=alice).json()["participants"]
+    assert (ended["uri"], ended["state"], ended["reason"]) == (ALICE_URI, "left", "bye")
+    assert ended["call_id"] == "ended-c7@host"
+    assert client.delete(f"{base}/ended-c8@host", headers=alice).status_code == 404
+    gone = client.delete(f"{base}/ended-c7@host", headers=alice)
+    assert gone.json() == {"action": "dismissed"}
+    assert client.get(base, headers=alice).json()["participants"] == []
+    assert services.focus.hung_up == [], "dismissing is not hanging up"

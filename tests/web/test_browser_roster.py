@@ -168,7 +168,11 @@ def test_the_control_room(server: MrfServer, tmp_path: Path) -> None:  # noqa: F
             assert closed is not None, f"baresip got no BYE: {ua.events}"
             expect(row).to_have_count(0)
             expect(page.locator("table.participants")).to_contain_text(ALICE)
+            history = page.locator("#roster .history")
+            expect(history).to_contain_text(f"{ALICE} · left · hung up from the web")
             check_page(page, shots, "4-hung-up")
+            page.get_by_role("button", name=f"Dismiss the call of {ALICE}").first.click()
+            expect(history).not_to_contain_text(f"{ALICE} · left")
         finally:
             browser.close()
             if ua is not None:
