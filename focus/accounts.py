@@ -54,6 +54,7 @@ class AccountInfo:
     is_admin: bool
     created_at: datetime
     sip_uri: str | None = None  # the identity a signed-in browser participant joins as
+    disabled: bool = False
 
 
 def validate_account_name(name: object) -> str:
@@ -121,7 +122,9 @@ def token_digest(token: str) -> str:
 
 def _info(row: Account) -> AccountInfo:
     assert row.id is not None
-    return AccountInfo(row.id, row.name, row.is_admin, aware(row.created_at), row.sip_uri)
+    return AccountInfo(
+        row.id, row.name, row.is_admin, aware(row.created_at), row.sip_uri, row.disabled
+    )
 
 
 class AccountQueries:
@@ -177,7 +180,8 @@ class AccountQueries:
         if row is None:
             verify_password(password, _DUMMY_HASH)
             return None
-        return _info(row) if verify_password(password, row.password_hash) else None
+        right = verify_password(password, row.password_hash)
+        return _info(row) if right and not row.disabled else None
 
     def set_password(self, name: str, password: str) -> None:
         encoded = hash_password(validate_password(password))
@@ -234,7 +238,7 @@ class AccountQueries:
         with Session(self.engine) as session:
             query = select(Account).join(ApiToken).where(ApiToken.digest == token_digest(token))
             row = session.exec(query).first()
-            return None if row is None else _info(row)
+            return None if row is None or row.disabled else _info(row)
 
     def revoke_tokens(self, name: str) -> int:
         """Delete every token of account ``name``; how many there were."""
@@ -247,3 +251,38 @@ class AccountQueries:
                 session.delete(row)
             session.commit()
             return len(rows)
+
+    def set_disabled(self, name: str, disabled: bool) -> AccountInfo:
+        """Disable (no sign-in, tokens refused) or enable account ``name``."""
+        with Session(self.engine) as session:
+            row = session.exec(select(Account).where(Account.name == name)).first()
+            if row is None:
+                raise AccountNotFound(f"no account named {name!r}")
+            row.disabled = disabled
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            return _info(row)
+
+    def list_tokens(self, name: str) -> list[tuple[int, datetime]]:
+        """``(token id, created_at)`` of account ``name``'s tokens, oldest first."""
+        with Session(self.engine) as session:
+            account = session.exec(select(Account).where(Account.name == name)).first()
+            if account is None:
+                raise AccountNotFound(f"no account named {name!r}")
+            query = select(ApiToken).where(ApiToken.account_id == account.id)
+            return [(int(r.id or 0), aware(r.created_at))
+                    for r in session.exec(query.order_by(col(ApiToken.id)))]  # fmt: skip
+
+    def revoke_token(self, name: str, token_id: int) -> bool:
+        """Delete one token of account ``name`` (by id); False if it has none such."""
+        with Session(self.engine) as session:
+            account = session.exec(select(Account).where(Account.name == name)).first()
+            if account is None:
+                return False
+            row = session.get(ApiToken, token_id)
+            if row is None or row.account_id != account.id:
+                return False
+            session.delete(row)
+            session.commit()
+            return True

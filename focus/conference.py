@@ -16,7 +16,11 @@ Policy (TS 33.328 G.3.1, "conference creation and policy control"):
   before this default keep the list they stored (migration 0003).
 * ``notify_protection`` — ``optional`` or ``required`` PSK S/MIME for
   conference-event NOTIFY bodies (Annex I).
-* ``chair_uri`` — the conference chair's AOR, if any.
+* ``locked`` — while true, no new participant is admitted (403 with a Warning);
+  whoever is in stays (migration 0004).
+* ``chair_uri`` — a chair's AOR, if any (stored by earlier versions; the web and
+  the REST API now set the chair as the participant's role, and the JSON reports
+  the first chair of the list as ``chair_uri``).
 
 Identity comparison uses :func:`normalize_aor`, i.e. :attr:`focus.sip.uri.SipUri.aor`.
 """
@@ -143,9 +147,11 @@ class ConferencePolicy:
     key_modes: tuple[str, ...] = DEFAULT_KEY_MODES
     notify_protection: str = "optional"
     chair_uri: str | None = None
+    locked: bool = False
 
     def __post_init__(self) -> None:
         _flag("allow_anonymous", self.allow_anonymous)
+        _flag("locked", self.locked)
         _flag("require_media_security", self.require_media_security)
         object.__setattr__(self, "key_modes", _key_modes(self.key_modes))
         if self.notify_protection not in NOTIFY_PROTECTIONS:
@@ -178,6 +184,7 @@ class ConferencePolicy:
             "key_modes": list(self.key_modes),
             "notify_protection": self.notify_protection,
             "chair_uri": self.chair_uri,
+            "locked": self.locked,
         }
 
 
@@ -252,6 +259,11 @@ class ConferenceInfo:
         """``{aor: role}`` for :func:`focus.policy.admit`."""
         return {entry.uri: entry.role for entry in self.participants}
 
+    def chair(self) -> str | None:
+        """The first participant with the role ``chair`` (else a stored ``chair_uri``)."""
+        chairs = [entry.uri for entry in self.participants if entry.role == "chair"]
+        return chairs[0] if chairs else self.policy.chair_uri
+
     def to_json(self, domain: str) -> dict[str, object]:
         """JSON-ready dict (the CLI's ``conference list`` line, the REST body)."""
         return {
@@ -259,7 +271,7 @@ class ConferenceInfo:
             "name": self.name,
             "uri": self.uri(domain),
             "owner_id": self.owner_id,
-            "policy": self.policy.to_json(),
+            "policy": {**self.policy.to_json(), "chair_uri": self.chair()},
             "participants": [entry.to_json() for entry in self.participants],
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),

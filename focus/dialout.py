@@ -137,6 +137,27 @@ class FocusDialOut:
         calls = [*self.pending.values(), *self.failed]
         return [c.roster_entry() for c in calls if c.conference.name == conference]
 
+    def cancel(self, call_id: str) -> bool:
+        """CANCEL a dial-out that has not been answered (RFC 3261 §9.1); False if none.
+
+        The INVITE then ends with 487 and the call shows as failed with that status.
+        """
+        call, inviting = self.pending.get(call_id), self._inviting.get(call_id)
+        if call is None or inviting is None:
+            return False
+        invite, endpoint = inviting
+        call.log.info("[%s] dial-out to %s cancelled", call_id, call.participant)
+        endpoint.cancel(invite)
+        return True
+
+    def dismiss(self, call_id: str) -> bool:
+        """Drop an ended dial-out from the roster's history; False if it is not there."""
+        for call in self.failed:
+            if call.call_id == call_id:
+                self.failed.remove(call)
+                return True
+        return False
+
     # -- dial-out -------------------------------------------------------------------
 
     def start(self, conference: str, target: str) -> FocusCall:
@@ -175,16 +196,21 @@ class FocusDialOut:
                          dest, "", joined_by="dial-out", state=CallState.DIALING)  # fmt: skip
         if not self._uses_mikey(call) and not self._protected(dest):
             hop = dest.transport.upper()
-            raise DialOutError(488, f"SDES keys need SIP over TLS here, not {hop} "
-                               "(sip.sdes_requires_tls): dial a sips: URI or via a trusted proxy")
+            raise DialOutError(
+                488,
+                f"SDES keys need SIP over TLS here, not {hop} "
+                "(sip.sdes_requires_tls): dial a sips: URI or via a trusted proxy",
+            )
         self.pending[call_id] = call
         return call, uri
 
     def _protected(self, dest: SipAddress) -> bool:
         """Our SDES offer may go to ``dest``: over TLS, to a trusted proxy, or no policy."""
         config = self.focus.config
-        return not config.sdes_requires_tls or dest.transport == "tls" or (
-            dest.host in config.trusted_proxies
+        return (
+            not config.sdes_requires_tls
+            or dest.transport == "tls"
+            or (dest.host in config.trusted_proxies)
         )
 
     async def _run(self, call: FocusCall, target: SipUri) -> FocusCall:

@@ -24,6 +24,11 @@ Re-INVITE re-runs offer/answer on the same streams (hold, new keys: old keys are
 wiped first), BYE ends the call and logs its ``media-summary`` lines, CANCEL
 before the answer gets the INVITE a 487, OPTIONS is answered with capabilities.
 
+A locked conference (policy ``locked``) refuses a new dial-in with 403 and the
+Warning :data:`LOCKED_WARNING`; whoever is in stays, and the focus's own
+dial-outs still go out.  The last admission refusals of each conference are
+kept in memory for the web page (:meth:`FocusService.refusals`).
+
 Every refusal goes out through :meth:`FocusService._reject` as a
 :class:`focus.sip.refusal.SipRefusal`: each 403, 404 and 488 carries a
 ``Warning`` (RFC 3261 §20.43) naming what was unacceptable, never a key.
@@ -36,8 +41,10 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from focus.call import CallState, ChatService, FloorService, FocusCall, MediaAllocator
@@ -53,7 +60,7 @@ from focus.events import (
 )
 from focus.homing import FocusHoming
 from focus.keying import MikeyFocusKeying, MikeyRefused, offer_key_mgmt
-from focus.policy import CallerIdentity, admit, caller_identity, session_identity
+from focus.policy import Admission, CallerIdentity, admit, caller_identity, session_identity
 from focus.sdp.bfcp import SdpBfcpPolicy
 from focus.sdp.msrp import SdpMsrpPolicy
 from focus.sdp.offer_answer import (
@@ -97,6 +104,9 @@ logger = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
 NOT_THE_FLOW = "in-dialog request not from the flow this dialog was made on"
+LOCKED_WARNING = "the conference is locked: no new participants are admitted"
+MAX_REFUSALS_KEPT = 20  # per conference, for the web page (FocusService.refusals)
+MAX_REFUSAL_CONFERENCES = 1000
 SUPPORTED_OPTIONS: frozenset[str] = frozenset()
 
 
@@ -162,6 +172,7 @@ class FocusService:
         self.homing: FocusHoming | None = None  # conference homes of a cluster (focus.homing)
         self.allow = ALLOW
         self._hangups: set[asyncio.Task[None]] = set()  # BYEs started by media failures
+        self._refusals: dict[str, deque[dict[str, object]]] = {}  # by conference name
 
     def attach(self, endpoint: SipEndpoint) -> None:
         """The endpoint used for requests the focus originates (BYE on policy change)."""
@@ -234,6 +245,20 @@ class FocusService:
         )
         self._hangups.add(task)
         task.add_done_callback(self._hangups.discard)
+
+    def _note_refusal(self, conference: str, identity: CallerIdentity, decision: Admission) -> None:
+        """Keep the refusal for :meth:`refusals` (the newest :data:`MAX_REFUSALS_KEPT`)."""
+        kept = self._refusals.setdefault(conference, deque(maxlen=MAX_REFUSALS_KEPT))
+        while len(self._refusals) > MAX_REFUSAL_CONFERENCES:
+            self._refusals.pop(next(iter(self._refusals)))
+        uri = identity.aor if identity.aor is not None else "anonymous"
+        reason = decision.warning or decision.reason
+        kept.appendleft({"uri": uri, "reason": reason, "status": decision.status,
+                         "at": datetime.now(UTC).isoformat(timespec="seconds")})  # fmt: skip
+
+    def refusals(self, conference: str) -> list[dict[str, object]]:
+        """The last admission refusals of ``conference``, newest first: uri, reason, at."""
+        return [dict(r) for r in self._refusals.get(conference, ())]
 
     async def hang_up(self, call_id: str, reason: str) -> bool:
         """BYE one participant (bounded wait) and drop its keys; False if unknown."""
@@ -386,12 +411,15 @@ class FocusService:
         decision = admit(
             identity, conference.authorized(), allow_anonymous=conference.policy.allow_anonymous
         )
+        if decision.allowed and conference.policy.locked:
+            decision = Admission(403, "Conference Locked", warning=LOCKED_WARNING)
         if not decision.allowed:
             logger.info(
                 "[%s] refused %s (%s) for %s: %d %s",
                 request.call_id, identity, identity.source, conference.name,
                 decision.status, decision.reason,
             )  # fmt: skip
+            self._note_refusal(conference.name, identity, decision)
             self._refuse(endpoint, event, decision.status, decision.reason,
                          warning=decision.warning)  # fmt: skip
             return

@@ -80,6 +80,7 @@ def _policy_columns(policy: ConferencePolicy) -> dict[str, Any]:
         "key_modes": json.dumps(list(policy.key_modes)),
         "notify_protection": policy.notify_protection,
         "chair_uri": policy.chair_uri,
+        "locked": policy.locked,
     }
 
 
@@ -90,6 +91,7 @@ def _policy_of(row: Conference) -> ConferencePolicy:
         key_modes=tuple(json.loads(row.key_modes)),
         notify_protection=row.notify_protection,
         chair_uri=row.chair_uri,
+        locked=row.locked,
     )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Text, UniqueConstraint
+from sqlalchemy import DateTime, Text, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 from focus.conference import DEFAULT_KEY_MODES
@@ -44,6 +44,7 @@ class Account(SQLModel, table=True):
     name: str = Field(max_length=64, unique=True, index=True)
     password_hash: str = Field(sa_type=Text)
     is_admin: bool = False
+    disabled: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utcnow, sa_type=DateTime(timezone=True))
     sip_uri: str | None = Field(default=None, sa_type=Text)  # who the browser joins as
 
@@ -77,6 +78,7 @@ class Conference(SQLModel, table=True):
     )  # fmt: skip
     notify_protection: str = Field(default="optional", max_length=16)
     chair_uri: str | None = Field(default=None, sa_type=Text)
+    locked: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class AuthorizedParticipant(SQLModel, table=True):

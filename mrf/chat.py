@@ -40,12 +40,14 @@ MSRP core per connection and the switch that handles its events.
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime
 import functools
 import logging
 import secrets
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,6 +208,65 @@ class ChatRelay:
     streams: SecureStreamService | None = None  # sockets and TLS: made by listen()
     _rooms: dict[str, list[ChatSession]] = field(default_factory=dict)  # by conference
     _offered: dict[str, str] = field(default_factory=dict)  # dial-out: call ID -> session ID
+    _history: dict[str, collections.deque[dict[str, object]]] = field(default_factory=dict)
+    _chat_listeners: list[Callable[[str], None]] = field(default_factory=list)
+
+    # -- the web control room: the room's recent messages, and posting as the conference --
+
+    def on_chat(self, listener: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``listener(conference)`` after a message was relayed or posted."""
+        self._chat_listeners.append(listener)
+        return lambda: self._chat_listeners.remove(listener)
+
+    def history(self, conference: str) -> list[dict[str, object]]:
+        """The last :data:`CHAT_HISTORY` messages of ``conference``, oldest first:
+        ``from``, ``nickname``, ``to``, ``text``, ``private``, ``at``.  A private message
+        is listed (who to whom) without its text: the switch relays it, nobody else reads it."""
+        return [dict(m) for m in self._history.get(conference, ())]
+
+    def _remember(
+        self, conference: str, sender: str, nickname: str | None, target: str,
+        text: str | None, private: bool,
+    ) -> None:  # fmt: skip
+        kept = self._history.setdefault(conference, collections.deque(maxlen=CHAT_HISTORY))
+        while len(self._history) > CHAT_HISTORY_ROOMS:
+            self._history.pop(next(iter(self._history)))
+        kept.append({"from": sender, "nickname": nickname, "to": target,
+                     "text": None if private else text, "private": private,
+                     "at": _now_stamp()})  # fmt: skip
+        for listener in list(self._chat_listeners):
+            listener(conference)
+
+    def post(self, conference: str, conference_uri: str, text: str) -> int:
+        """Send ``text`` to everyone in ``conference``'s chat as the conference itself
+        (CPIM ``From: <conference URI>``, RFC 7701 §6); how many it was sent to."""
+        body = text.encode("utf-8")
+        prefix = CpimMessage(
+            [("From", f"<{conference_uri}>"), ("To", f"<{conference_uri}>"),
+             ("DateTime", _now_stamp())],
+            [("Content-Type", "text/plain;charset=utf-8")],
+        ).head()  # fmt: skip
+        whole = prefix + body
+        if not body or len(body) > MAX_POST_SIZE or len(whole) > self.msrp_config.chunk_size:
+            raise ValueError(f"a posted message has 1 to {MAX_POST_SIZE} bytes")
+        now = asyncio.get_running_loop().time()
+        sent = 0
+        for session in self._rooms.get(conference, ()):
+            if session.link is None:
+                continue
+            try:
+                session.link.msrp.send_single(session.local, CPIM_TYPE, whole, now)
+            except MsrpError as exc:  # this participant's connection is backed up
+                logger.info("chat post to %s not sent: %s", session.identity, exc)
+                continue
+            session.link.flush()
+            sent += 1
+        self._remember(conference, conference_uri, None, conference_uri, text, False)
+        return sent
+
+    def nicknames(self, conference: str) -> dict[str, str]:
+        """Call-ID → the nickname (RFC 7701 §7) its chat session holds in ``conference``."""
+        return {s.call_id: s.nickname for s in self._rooms.get(conference, ()) if s.nickname}
 
     async def listen(self, port: int) -> int:
         """Start the TLS listener; returns the bound port."""
@@ -357,6 +418,8 @@ class ChatRelay:
         ]
         if private and not recipients:
             return self._report(sender, event.message_id, event.size, 404)
+        self._remember(sender.conference, sender.identity, sender.nickname, target,
+                       _text_of(head, event, offset), private)  # fmt: skip
         # the CPIM wrapper (RFC 7701 §6) is the same for every recipient: built once
         display = f'"{sender.nickname}" ' if sender.nickname else ""
         stamp = head.header("DateTime") or _now_stamp()
@@ -451,6 +514,21 @@ def _slice(
         more = step - len(data)
         return data + (reassembly.read(offset, more) if more > 0 else b"")
     return reassembly.read(offset + position - len(prefix), step)
+
+
+CHAT_HISTORY = 50  # messages kept per conference for the web page
+CHAT_HISTORY_ROOMS = 1000
+MAX_POST_SIZE = 4096  # bytes of text the web may post (one MSRP chunk with its CPIM head)
+MAX_SHOWN_TEXT = 2048  # bytes of a relayed message kept for the web page
+
+
+def _text_of(head: CpimMessage, event: MsrpMessageReceived, offset: int) -> str | None:
+    """The text of a ``text/plain`` message (cut at :data:`MAX_SHOWN_TEXT`), else None."""
+    content_type = next((v for n, v in head.content_headers if n.lower() == "content-type"), "")
+    if content_type.split(";")[0].strip().lower() != "text/plain":
+        return None
+    size = min(event.size - offset, MAX_SHOWN_TEXT)
+    return event.reassembly.read(offset, size).decode("utf-8", "replace") if size > 0 else ""
 
 
 _stamp: list[tuple[int, str]] = [(0, "")]

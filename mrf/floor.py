@@ -172,6 +172,54 @@ class FloorControl:
             and (session := self.sessions.get((state.conference_id, request.beneficiary)))
         )
 
+    def floors(self, conference: str) -> list[dict[str, object]]:
+        """Per floor of ``conference`` (by name): who holds it, who waits (queue order).
+
+        ``{"floor_id", "holder", "queue": [{"request_id", "uri", "status"}]}``; a
+        holder or requester is its participant's identity (``None`` if it left)."""
+        state = self.server.find_conference(conference)
+        if state is None:
+            return []
+
+        def uri(user_id: int) -> str | None:
+            session = self.sessions.get((state.conference_id, user_id))
+            return session.identity if session is not None else None
+
+        waiting = [r for r in state.requests.values() if r.status is BfcpRequestStatus.PENDING]
+        waiting += state.queue()
+        return [
+            {
+                "floor_id": floor_id,
+                "holder": next((uri(r.beneficiary) for r in state.holders(floor_id)), None),
+                "queue": [
+                    {
+                        "request_id": r.request_id,
+                        "uri": uri(r.beneficiary),
+                        "status": "pending" if r.status is BfcpRequestStatus.PENDING else "queued",
+                    }
+                    for r in waiting
+                    if floor_id in r.floors
+                ],  # fmt: skip
+            }
+            for floor_id in sorted(state.floors)
+        ]
+
+    def decide(self, conference: str, floor_id: int, request_id: int, grant: bool) -> bool:
+        """Grant (head of the queue) or deny a waiting request, as its chair (the web
+        control room); False when ``conference`` has no such waiting request."""
+        state = self.server.find_conference(conference)
+        if state is None:
+            return False
+        request = state.requests.get(request_id)
+        if request is None or floor_id not in request.floors:
+            return False
+        if request.status not in (BfcpRequestStatus.PENDING, BfcpRequestStatus.ACCEPTED):
+            return False
+        decision = BfcpRequestStatus.GRANTED if grant else BfcpRequestStatus.DENIED
+        self.deliver(self.server.decide(state.conference_id, request_id, decision,
+                                        "decided by the chair (web)"))  # fmt: skip
+        return True
+
     async def listen(self, port: int) -> int:
         """Start the TLS listener; returns the bound port."""
         self.streams = streams = SecureStreamService.with_certificate(

@@ -190,6 +190,7 @@ class ConferenceRoster:
             display_text=info.name,
             conf_uris=(conference_uri,),
             host_uris=(host_uri,),
+            locked=info.policy.locked,  # RFC 4575 §5.5 conference-state/locked
             users=tuple(
                 ConferenceInfoUser(
                     entity=user,

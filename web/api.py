@@ -11,6 +11,7 @@ has none), 503 dial-out while the SIP endpoint is down.  A 500 is a bug.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.requests import Request
@@ -28,8 +29,16 @@ from web import actions, cluster
 from web.auth import CSRF_HEADER, Principal, csrf_matches
 from web.metrics import metrics
 from web.openapi import OPENAPI
-from web.state import call_store, principal, roster_document, visible_conference, web_state
+from web.state import (
+    call_store,
+    floor_states,
+    principal,
+    roster_document,
+    visible_conference,
+    web_state,
+)
 
+logger = logging.getLogger(__name__)
 MAX_BODY_SIZE = 64 * 1024
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -101,6 +110,12 @@ def conference_json(request: Request, info: ConferenceInfo) -> dict[str, object]
     return info.to_json(web_state(request).domain)
 
 
+def _policy_object(value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput("policy must be an object")
+    return value
+
+
 def policy_of(value: object, base: ConferencePolicy) -> ConferencePolicy:
     if not isinstance(value, dict):
         raise InvalidInput("policy must be an object")
@@ -111,8 +126,10 @@ async def create(request: Request) -> Response:
     who = await authenticated(request)
     data = await read_json(request)
     only(data, "name", "policy", "participants", required=("name",))
-    policy = policy_of(data.get("policy", {}), ConferencePolicy())
     entries = actions.validate_participants(data.get("participants", []))
+    fields, chaired = actions.chair_from_policy(_policy_object(data.get("policy", {})), entries)
+    policy = policy_of(fields, ConferencePolicy())
+    entries = chaired or entries
     try:
         info = await actions.create_conference(request, who, data["name"], policy, entries)
     except ConferenceExists as exc:
@@ -145,13 +162,18 @@ async def conference(request: Request) -> Response:
         return Response(status_code=204)
     data = await read_json(request)
     only(data, "policy", "participants")
-    if "policy" in data:
-        policy_of(data["policy"], info.policy)  # validate before changing anything
     entries = None
     if "participants" in data:
         entries = actions.validate_participants(data["participants"])
+    fields: dict[str, Any] | None = None
     if "policy" in data:
-        info = await actions.update_policy(request, info, data["policy"])
+        fields, chaired = actions.chair_from_policy(
+            _policy_object(data["policy"]), entries or info.participants
+        )
+        policy_of(fields, info.policy)  # validate before changing anything
+        entries = chaired or entries
+    if fields is not None:
+        info = await actions.update_policy(request, info, fields)
     if entries is not None:
         info = await actions.set_participants(request, info, entries)
     return JSONResponse(conference_json(request, info))
@@ -216,6 +238,80 @@ async def roster_entry(request: Request) -> Response:
     return JSONResponse(call.roster_entry())
 
 
+async def mute_all(request: Request) -> Response:
+    """``PATCH /api/conferences/{id}/roster`` ``{"muted": bool}``: everyone connected."""
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    data = await read_json(request)
+    only(data, "muted", required=("muted",))
+    if not isinstance(data["muted"], bool):
+        raise ApiError(422, "invalid_input", "muted must be true or false")
+    actions.set_all_muted(request, info, data["muted"])
+    return JSONResponse(roster_document(web_state(request), info))
+
+
+async def end_call(request: Request) -> Response:
+    """``DELETE /api/conferences/{id}/roster/{call_id}``: hang up, cancel or dismiss."""
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    action = await actions.end_call(request, info, request.path_params["call_id"])
+    if action is None:
+        raise ApiError(404, "not_found", "no such call in this conference")
+    return JSONResponse({"action": action})
+
+
+async def refusals(request: Request) -> Response:
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    return JSONResponse(actions.refusals(request, info))
+
+
+async def floors(request: Request) -> Response:
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    return JSONResponse(floor_states(web_state(request), info))
+
+
+async def floor_decision(request: Request) -> Response:
+    """``POST …/floors/{floor_id}/requests/{request_id}`` ``{"action": "grant"|"deny"}``.
+
+    The web user acts as the conference's chair: only its owner or an administrator
+    reaches it (anyone else gets 404, like for every other route of a conference)."""
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    data = await read_json(request)
+    only(data, "action", required=("action",))
+    if data["action"] not in ("grant", "deny"):
+        raise ApiError(422, "invalid_input", "action must be grant or deny")
+    try:
+        floor_id = int(request.path_params["floor_id"])
+        request_id = int(request.path_params["request_id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such waiting floor request") from None
+    control = getattr(web_state(request).services.focus, "floor", None)
+    decide = getattr(control, "decide", None)
+    if decide is None or not decide(info.name, floor_id, request_id, data["action"] == "grant"):
+        raise ApiError(404, "not_found", "no such waiting floor request")
+    logger.info("conference %s: floor %d request %d %s by %s", info.name, floor_id,
+                request_id, data["action"], who.account.name)  # fmt: skip
+    return JSONResponse(floor_states(web_state(request), info))
+
+
+async def chat(request: Request) -> Response:
+    """``GET``: the room's recent messages; ``POST {"text"}``: send as the conference."""
+    who = await authenticated(request)
+    info = await conference_of(request, who)
+    if request.method == "GET":
+        return JSONResponse(actions.chat_history(request, info))
+    data = await read_json(request)
+    only(data, "text", required=("text",))
+    try:
+        sent = actions.post_chat(request, info, data["text"])
+    except actions.ChatRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.detail) from None
+    return JSONResponse({"sent_to": sent}, status_code=201)
+
+
 async def health(request: Request) -> Response:
     listeners = web_state(request).services.listeners()
     listeners["web"] = True  # this answer comes from it
@@ -251,7 +347,17 @@ routes = [
     Route("/api/conferences/{id:int}/participants", participants, methods=["PUT"]),
     Route("/api/conferences/{id:int}/dial-out", dial_out, methods=["POST"]),
     Route("/api/conferences/{id:int}/roster", roster, methods=["GET"]),
+    Route("/api/conferences/{id:int}/roster", mute_all, methods=["PATCH"]),
     Route("/api/conferences/{id:int}/roster/{call_id}", roster_entry, methods=["PATCH"]),
+    Route("/api/conferences/{id:int}/roster/{call_id}", end_call, methods=["DELETE"]),
+    Route("/api/conferences/{id:int}/refusals", refusals, methods=["GET"]),
+    Route("/api/conferences/{id:int}/floors", floors, methods=["GET"]),
+    Route("/api/conferences/{id:int}/chat", chat, methods=["GET", "POST"]),
+    Route(
+        "/api/conferences/{id:int}/floors/{floor_id}/requests/{request_id}",
+        floor_decision,
+        methods=["POST"],
+    ),
 ]
 
 

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mrf.settings import Settings
-from web import api, invites, pages
+from web import accounts, api, invites, pages
 from web.roster import roster_events
 from web.sip_socket import sip_socket
 from web.state import WebServices, WebState
@@ -105,6 +105,7 @@ def create_app(settings: Settings, services: WebServices) -> Starlette:
     state = WebState(settings, services)
     routes = [
         *pages.routes,
+        *accounts.routes,
         Route("/conferences/{id:int}/events", roster_events, methods=["GET"]),
         *invites.routes,
         *api.routes,

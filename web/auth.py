@@ -47,6 +47,9 @@ class WebSession:
     account_id: int | None = None
     flash: list[str] = field(default_factory=list)
     invite_id: int | None = None  # an opened invite link (web.invites): join as its identity
+    # a refused form, carried across its post/redirect/get (web.pages.refuse):
+    # {"errors": {field id: plain words}, "values": {field id: what was typed}}
+    refused: dict[str, dict[str, object]] = field(default_factory=dict)
 
 
 class SessionStore:
@@ -88,6 +91,11 @@ class SessionStore:
 
     def delete(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+
+    def drop_account(self, account_id: int) -> None:
+        """Sign out every session of a disabled account."""
+        for key in [k for k, s in self._sessions.items() if s.account_id == account_id]:
+            del self._sessions[key]
 
     def drop_invite(self, invite_id: int) -> None:
         """Forget a revoked invite: its sessions can no longer open a SIP WebSocket."""

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from focus.conference import ConferenceInfo, InvalidInput
 from focus.invites import DEFAULT_INVITE_LIFETIME, InviteInfo, InviteNotFound
 from focus.tables import utcnow
-from web import pages
+from web import forms, pages
 from web.api import ApiError, authenticated, conference_of, only, read_json
 from web.auth import Principal, set_session_cookie
 from web.state import (
@@ -163,13 +163,13 @@ async def invites_page(request: Request, who: Principal, info: ConferenceInfo) -
 @pages.conference_page
 async def invite_form(request: Request, who: Principal, info: ConferenceInfo) -> Response:
     """Create one; the link is shown on this answer only (no redirect: it is not kept)."""
-    form = await pages.read_form(request, who.session)
+    form = await forms.read_form(request, who.session)
     store = web_state(request).store
-    lifetime = pages.first(form, "expires_in")
+    lifetime = forms.first(form, "expires_in")
     try:
         seconds = int(lifetime) if lifetime.isdigit() and len(lifetime) < 9 else 0
         _, token = await call_store(
-            request, store.create_invite, info.id, pages.first(form, "uri"), seconds
+            request, store.create_invite, info.id, forms.first(form, "uri"), seconds
         )
     except InvalidInput as exc:
         found = await call_store(request, store.list_invites, info.id)
@@ -181,8 +181,8 @@ async def invite_form(request: Request, who: Principal, info: ConferenceInfo) ->
 
 @pages.conference_page
 async def revoke_form(request: Request, who: Principal, info: ConferenceInfo) -> Response:
-    form = await pages.read_form(request, who.session)
-    text = pages.first(form, "invite_id")
+    form = await forms.read_form(request, who.session)
+    text = forms.first(form, "invite_id")
     invite_id = int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
     state = web_state(request)
     try:
@@ -195,11 +195,7 @@ async def revoke_form(request: Request, who: Principal, info: ConferenceInfo) ->
     ended = await _disconnect(state, invite.id)
     if who.session is not None:
         who.session.flash.append(f"Invite for {invite.uri} revoked; {ended} call(s) ended.")
-    return pages.redirect(f"/conferences/{info.id}/invites")
-
-
-async def account(request: Request, who: Principal) -> Response:
-    return pages.render(request, "account.html", {"who": who})
+    return forms.redirect(f"/conferences/{info.id}/invites")
 
 
 routes = [
@@ -208,7 +204,6 @@ routes = [
     Route("/api/conferences/{id:int}/invites/{invite_id}", revoke_invite, methods=["DELETE"]),
     Route("/join/{token:str}", join_invite, methods=["GET"]),
     Route("/conferences/{id:int}/join", pages.signed_in(join_conference), methods=["GET"]),
-    Route("/account", pages.signed_in(account), methods=["GET"]),
     Route("/conferences/{id:int}/invites", invites_page, methods=["GET"]),
     Route("/conferences/{id:int}/invites", invite_form, methods=["POST"]),
     Route("/conferences/{id:int}/invites/revoke", revoke_form, methods=["POST"]),

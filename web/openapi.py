@@ -57,7 +57,11 @@ _POLICY_PROPERTIES: dict[str, Any] = {
         "description": "accepted key management; a new conference accepts every mode",
     },
     "notify_protection": {"type": "string", "enum": list(NOTIFY_PROTECTIONS)},
-    "chair_uri": {"type": "string", "nullable": True, "example": "sip:carol@127.0.0.1"},
+    "chair_uri": {"type": "string", "nullable": True, "example": "sip:carol@127.0.0.1",
+                  "description": "must be on the authorized list; sets that participant's "
+                  "role to chair (reported: the first chair of the list)"},
+    "locked": {"type": "boolean", "default": False,
+               "description": "while true, new joins get 403 with a Warning"},
 }  # fmt: skip
 
 SCHEMAS: dict[str, Any] = {
@@ -124,6 +128,17 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["conference", "participant"],
         "properties": {"conference": {"type": "string"}, "participant": _ref("RosterEntry")},
     },
+    "Refusal": {
+        "type": "object", "required": ["uri", "reason", "at"],
+        "properties": {"uri": {"type": "string"}, "reason": {"type": "string"},
+                       "status": {"type": "integer"},
+                       "at": {"type": "string", "format": "date-time"}},
+    },
+    "CallEnded": {
+        "type": "object", "required": ["action"],
+        "properties": {"action": {"type": "string",
+                                  "enum": ["hung-up", "cancelled", "dismissed"]}},
+    },
     "Stream": {
         "type": "object", "required": ["type", "key_mode"],
         "properties": {
@@ -160,6 +175,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "conference": {"type": "string"},
             "participants": {"type": "array", "items": _ref("RosterEntry")},
+            "floors": {"type": "array", "items": _ref("Floor")},
         },
     },
     "InviteCreate": {
@@ -191,6 +207,35 @@ SCHEMAS: dict[str, Any] = {
             "disconnected": {"type": "integer",
                              "description": "DELETE only: calls ended by the revocation"},
         },
+    },
+    "Floor": {
+        "type": "object", "required": ["floor_id", "holder", "queue"],
+        "properties": {
+            "floor_id": {"type": "integer"},
+            "holder": {"type": "string", "nullable": True},
+            "queue": {"type": "array", "items": {
+                "type": "object", "required": ["request_id", "uri"],
+                "properties": {"request_id": {"type": "integer"},
+                               "uri": {"type": "string", "nullable": True},
+                               "status": {"type": "string", "enum": ["pending", "queued"]}},
+            }},
+        },
+    },
+    "ChatMessage": {
+        "type": "object", "required": ["from", "to", "text", "at"],
+        "properties": {"from": {"type": "string"}, "to": {"type": "string"},
+                       "text": {"type": "string", "nullable": True},
+                       "nickname": {"type": "string", "nullable": True},
+                       "private": {"type": "boolean"},
+                       "at": {"type": "string", "format": "date-time"}},
+    },
+    "ChatPost": {
+        "type": "object", "required": ["text"], "additionalProperties": False,
+        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 1000}},
+    },
+    "FloorDecision": {
+        "type": "object", "required": ["action"], "additionalProperties": False,
+        "properties": {"action": {"type": "string", "enum": ["grant", "deny"]}},
     },
     "Health": {
         "type": "object", "required": ["status", "listeners"],
@@ -262,10 +307,73 @@ PATHS: dict[str, Any] = {
             "operationId": "getRoster", "summary": "who is in, with media and packet counts",
             "responses": {"200": _json(_ref("Roster"), "the live roster"), **_errors(401, 404)},
         },
+        "patch": {
+            "operationId": "setAllMuted",
+            "summary": "mute or unmute everyone connected (mute all)",
+            "requestBody": _body("Mute"),
+            "responses": {"200": _json(_ref("Roster"), "the roster after the change"),
+                          **_errors(*_BODY_ERRORS)},
+        },
+    },
+    "/api/conferences/{id}/chat": {
+        "parameters": [_ID],
+        "get": {
+            "operationId": "getChat",
+            "summary": "the room's recent chat messages (private ones without their text)",
+            "responses": {"200": _json({"type": "array", "items": _ref("ChatMessage")},
+                                       "messages, oldest first"), **_errors(401, 404)},
+        },
+        "post": {
+            "operationId": "postChat",
+            "summary": "send a message to the room as the conference (CPIM From: its URI)",
+            "requestBody": _body("ChatPost"),
+            "responses": {"201": _json({"type": "object", "required": ["sent_to"],
+                                        "properties": {"sent_to": {"type": "integer"}}},
+                                       "sent"), **_errors(*_BODY_ERRORS, 501)},
+        },
+    },
+    "/api/conferences/{id}/floors": {
+        "parameters": [_ID],
+        "get": {
+            "operationId": "getFloors", "summary": "per BFCP floor: who holds it, who waits",
+            "responses": {"200": _json({"type": "array", "items": _ref("Floor")}, "floors"),
+                          **_errors(401, 404)},
+        },
+    },
+    "/api/conferences/{id}/floors/{floor_id}/requests/{request_id}": {
+        "parameters": [_ID,
+                       {"name": "floor_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}},
+                       {"name": "request_id", "in": "path", "required": True,
+                        "schema": {"type": "integer"}}],
+        "post": {
+            "operationId": "decideFloorRequest",
+            "summary": "grant (to the head of the queue) or deny a waiting floor request, "
+            "as the conference's chair (its owner or an administrator)",
+            "requestBody": _body("FloorDecision"),
+            "responses": {"200": _json({"type": "array", "items": _ref("Floor")},
+                                       "the floors after the decision"),
+                          **_errors(*_BODY_ERRORS)},
+        },
+    },
+    "/api/conferences/{id}/refusals": {
+        "parameters": [_ID],
+        "get": {
+            "operationId": "getRefusals",
+            "summary": "the last refused join attempts, newest first (kept in memory)",
+            "responses": {"200": _json({"type": "array", "items": _ref("Refusal")},
+                                       "refusals"), **_errors(401, 404)},
+        },
     },
     "/api/conferences/{id}/roster/{call_id}": {
         "parameters": [_ID, {"name": "call_id", "in": "path", "required": True,
                              "schema": {"type": "string"}}],
+        "delete": {
+            "operationId": "endCall",
+            "summary": "hang up a connected call (the authorization stays), cancel a ringing "
+            "dial-out, or dismiss an ended one from the history",
+            "responses": {"200": _json(_ref("CallEnded"), "done"), **_errors(401, 403, 404)},
+        },
         "patch": {
             "operationId": "setMuted",
             "summary": "mute or unmute a participant (the mixer drops its audio)",

@@ -1,10 +1,15 @@
 """The web pages: sign in/out, conference list and creation, policy, participants.
 
-Server-rendered HTML forms that work without JavaScript; only the live roster
-and the copy button use a script (``static/roster.js``).  Every form carries the
-session's CSRF token and every POST checks it (403 otherwise).  Pages for
-someone else's conference answer 404, like unknown ones.  A POST that changes
-something redirects (303) back to the page with a one-time notice.
+Server-rendered HTML forms that work without JavaScript; the live roster, the
+copy button and moving the focus to the first error use scripts
+(``static/roster.js``, ``static/forms.js``).  Every form carries the session's
+CSRF token and every POST checks it (403 otherwise).  Pages for someone else's
+conference answer 404, like unknown ones.  Post/redirect/get after every form
+(:mod:`web.forms`): a POST that changes something redirects (303) back with a
+one-time notice; a refused one redirects (303) back too, with its errors at the
+fields and what was typed.  The chair is set in one place, the participant's
+role.  Removing someone who is connected and deleting a conference ask for a
+confirmation first.
 """
 
 from __future__ import annotations
@@ -12,10 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
@@ -28,10 +32,24 @@ from focus.conference import (
     ConferenceInfo,
     ConferenceNotFound,
     ConferencePolicy,
+    InvalidInput,
     StoreError,
 )
 from web import actions
-from web.auth import CSRF_FIELD, Principal, WebSession, csrf_matches, set_session_cookie
+from web.auth import Principal, WebSession, set_session_cookie
+from web.forms import (
+    NAME_RULE,
+    FormRefused,
+    duplicate_problem,
+    first,
+    normalised_note,
+    parse_uri,
+    read_form,
+    redirect,
+    refuse,
+    take_refused,
+)
+from web.invite import invite_panel
 from web.state import (
     call_store,
     current_session,
@@ -43,62 +61,43 @@ from web.state import (
 
 logger = logging.getLogger(__name__)
 
+# U+2011 (a hyphen no line breaks at) keeps MIKEY-TICKET and DTLS-SRTP whole
+KEY_MODE_HELP = {
+    "sdes": "SDES (RFC 4568): the SRTP key travels in the SDP. Every softphone (baresip, Linphone, "
+    "Zoiper) does it; the key is only private when SIP runs over TLS or through a trusted proxy.",
+    "mikey-ticket": "MIKEY‑TICKET (RFC 6043, TS 33.328 Annex H): keys from the KMS, never in the "
+    "SDP. IMS clients and mrf ue; needs a KMS. Also keys chat and floor control by TLS-PSK.",
+    "dtls": "DTLS‑SRTP (RFC 5763): keys agreed in a DTLS handshake on the media path, checked "
+    "against the SDP fingerprint. Browsers (WebRTC) and modern softphones.",
+    "fingerprint": "Chat (MSRP) and floor control (BFCP) over TLS, the certificate checked against "
+    "the SDP a=fingerprint. Without it, chat and floors need MIKEY‑TICKET.",
+}
+
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent / "templates"))
-MAX_FORM_SIZE = 64 * 1024
-MAX_FORM_FIELDS = 64
-
-
-class FormRefused(Exception):
-    """A form post without a valid CSRF token, or too large; answered with ``status``."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-
-
-async def read_form(request: Request, session: WebSession | None) -> dict[str, list[str]]:
-    """An ``application/x-www-form-urlencoded`` body, CSRF-checked; values by name."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_SIZE:
-            raise FormRefused(413, "the form is too large")
-    try:
-        pairs = parse_qsl(
-            body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
-        )
-    except (UnicodeDecodeError, ValueError):
-        raise FormRefused(400, "the form could not be read") from None
-    form: dict[str, list[str]] = {}
-    for key, value in pairs:
-        form.setdefault(key, []).append(value)
-    if not csrf_matches(session, form.get(CSRF_FIELD, [""])[0]):
-        raise FormRefused(403, "the form's security token is missing or stale: reload the page")
-    return form
-
-
-def first(form: dict[str, list[str]], name: str, default: str = "") -> str:
-    return form.get(name, [default])[0].strip()
 
 
 def render(
     request: Request, name: str, context: dict[str, object], status: int = 200,
     session: WebSession | None = None,
 ) -> Response:  # fmt: skip
+    """``name`` with the session's notices and the errors of a form refused just before."""
     session = session or current_session(request)
     notices = list(session.flash) if session else []
     if session:
         session.flash.clear()
-    context = {"csrf": session.csrf if session else "", "notices": notices, **context}
+    errors, values = take_refused(session)
+    context = {
+        "csrf": session.csrf if session else "", "notices": notices, "errors": errors,
+        "values": values, **context,
+    }  # fmt: skip
     return templates.TemplateResponse(request, name, context, status_code=status)
 
 
-def redirect(path: str) -> Response:
-    return RedirectResponse(path, status_code=303)
-
-
-def error_page(request: Request, status: int, detail: str) -> Response:
-    return render(request, "error.html", {"status": status, "detail": detail}, status)
+def error_page(
+    request: Request, status: int, detail: str, who: Principal | None = None
+) -> Response:
+    """An error page that keeps the navigation of whoever is signed in."""
+    return render(request, "error.html", {"status": status, "detail": detail, "who": who}, status)
 
 
 type Handler = Callable[[Request, Principal], Awaitable[Response]]
@@ -114,7 +113,7 @@ def signed_in(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         try:
             return await handler(request, who)
         except FormRefused as exc:
-            return error_page(request, exc.status, str(exc))
+            return error_page(request, exc.status, str(exc), who)
 
     return page
 
@@ -127,11 +126,11 @@ def conference_page(
     async def with_conference(request: Request, who: Principal) -> Response:
         info = await visible_conference(request, who, request.path_params["id"])
         if info is None:
-            return error_page(request, 404, "There is no such conference.")
+            return error_page(request, 404, "There is no such conference.", who)
         try:
             return await handler(request, who, info)
         except ConferenceNotFound:
-            return error_page(request, 404, "The conference was deleted meanwhile.")
+            return error_page(request, 404, "The conference was deleted meanwhile.", who)
 
     return signed_in(with_conference)
 
@@ -150,13 +149,16 @@ async def home(request: Request) -> Response:
     return redirect("/conferences" if who is not None and who.via == "session" else "/login")
 
 
+WRONG_PASSWORD = "Wrong account name or password. Check both and try again."
+
+
 async def login(request: Request) -> Response:
     state = web_state(request)
     session = current_session(request)
     if session is None:
         session = state.sessions.create()
     if request.method == "GET":
-        response = render(request, "login.html", {"name": ""}, session=session)
+        response = render(request, "login.html", {}, session=session)
         set_session_cookie(response, request, session)
         return response
     try:
@@ -167,19 +169,22 @@ async def login(request: Request) -> Response:
     client = request.client.host if request.client else "unknown"
     keys = (f"name:{name.lower()}", f"addr:{client}")
     wait = state.throttle.retry_after(*keys)
-    if wait > 0:
+    if wait > 0:  # answered at once with 429 + Retry-After (RFC 6585 §4), not redirected
         state.logins["throttled"] += 1
-        session.flash.append(f"Too many failed sign-ins: try again in {int(wait) + 1} seconds.")
-        response = render(request, "login.html", {"name": name}, 429, session)
-        response.headers["Retry-After"] = str(int(wait) + 1)
+        seconds = int(wait) + 1
+        errors = {"password": f"Too many failed sign-ins: try again in {seconds} seconds."}
+        response = render(
+            request, "login.html", {"errors": errors, "values": {"name": name[:64]}}, 429,
+            session,
+        )  # fmt: skip
+        response.headers["Retry-After"] = str(seconds)
         return response
     account = await call_store(request, state.store.authenticate, name, password)
     if account is None:
         state.throttle.failed(*keys)
         state.logins["failed"] += 1
         logger.info("failed sign-in for %r from %s", name[:64], client)
-        session.flash.append("Wrong account name or password.")
-        return render(request, "login.html", {"name": name}, 401, session)
+        return refuse(session, "/login", {"password": WRONG_PASSWORD}, {"name": name[:64]})
     state.throttle.succeeded(keys[0])
     state.logins["ok"] += 1
     state.sessions.delete(session.id)
@@ -210,33 +215,34 @@ async def _list(request: Request, who: Principal) -> list[ConferenceInfo]:
 @signed_in
 async def conferences(request: Request, who: Principal) -> Response:
     state = web_state(request)
-    error, name = None, ""
     if request.method == "POST":
         form = await read_form(request, who.session)
         name = first(form, "name")
         try:
             info = await actions.create_conference(request, who, name, ConferencePolicy())
-        except (ConferenceExists, StoreError) as exc:
-            error = str(exc)
+        except ConferenceExists:
+            problem = f"A conference named “{name}” exists already: pick another name."
+        except StoreError:
+            problem = NAME_RULE
         else:
             return back(who, info, f"Conference created: {info.uri(state.domain)}")
+        return refuse(who.session, "/conferences", {"new-name": problem}, {"new-name": name})
     rows = await _list(request, who)
-    context = {"who": who, "conferences": rows, "domain": state.domain, "error": error,
-               "name": name}  # fmt: skip
-    return render(request, "conferences.html", context, 422 if error else 200)
+    context = {"who": who, "conferences": rows, "domain": state.domain}
+    return render(request, "conferences.html", context)
 
 
-def _detail(
-    request: Request, who: Principal, info: ConferenceInfo, error: str | None = None,
-    status: int = 200,
-) -> Response:  # fmt: skip
+def _detail(request: Request, who: Principal, info: ConferenceInfo) -> Response:
     state = web_state(request)
     context = {
-        "who": who, "conference": info, "uri": info.uri(state.domain), "error": error,
+        "who": who, "conference": info, "uri": info.uri(state.domain),
         "roster": roster_document(state, info)["participants"], "roles": ROLES,
         "key_modes": KEY_MODES, "notify_protections": NOTIFY_PROTECTIONS,
+        "invite": invite_panel(state, info), "refusals": actions.refusals(request, info),
+        "listed": {e.uri for e in info.participants}, "key_help": KEY_MODE_HELP,
+        "chat": actions.chat_history(request, info),
     }  # fmt: skip
-    return render(request, "conference.html", context, status)
+    return render(request, "conference.html", context)
 
 
 @conference_page
@@ -244,21 +250,38 @@ async def conference(request: Request, who: Principal, info: ConferenceInfo) -> 
     return _detail(request, who, info)
 
 
+def _page(info: ConferenceInfo, anchor: str = "") -> str:
+    return f"/conferences/{info.id}" + (f"#{anchor}" if anchor else "")
+
+
 @conference_page
 async def policy(request: Request, who: Principal, info: ConferenceInfo) -> Response:
     form = await read_form(request, who.session)
-    chair = first(form, "chair_uri")
     fields: dict[str, object] = {
         "allow_anonymous": "allow_anonymous" in form,
         "require_media_security": "require_media_security" in form,
         "key_modes": [m for m in form.get("key_modes", []) if m],
         "notify_protection": first(form, "notify_protection"),
-        "chair_uri": chair or None,
     }
-    try:
-        info.policy.updated(**fields)
-    except StoreError as exc:
-        return _detail(request, who, info, f"Policy not saved: {exc}", 422)
+    errors: dict[str, str] = {}
+    if not fields["key_modes"]:
+        errors["key-modes"] = "Tick at least one key mode: with none, no participant could join."
+    elif any(m not in KEY_MODES for m in fields["key_modes"]):  # type: ignore[attr-defined]
+        errors["key-modes"] = "Tick key modes from the list only."
+    if fields["notify_protection"] not in NOTIFY_PROTECTIONS:
+        errors["notify-optional"] = "Choose whether NOTIFY protection is optional or required."
+    if not errors:
+        try:
+            info.policy.updated(**fields)
+        except StoreError:
+            errors["form"] = "The policy could not be saved: check the fields below."
+    if errors:
+        values = {
+            "allow-anonymous": fields["allow_anonymous"],
+            "require-media-security": fields["require_media_security"],
+            "key-modes": fields["key_modes"], "notify-protection": fields["notify_protection"],
+        }  # fmt: skip
+        return refuse(who.session, _page(info, "policy-title"), errors, values)
     await actions.update_policy(request, info, fields)
     return back(who, info, "Policy saved.")
 
@@ -270,33 +293,53 @@ async def _replace(
     try:
         await actions.set_participants(request, info, tuple(entries))
     except StoreError as exc:
-        return _detail(request, who, info, f"Not saved: {exc}", 422)
+        return refuse(who.session, _page(info), {"form": f"Not saved: {exc}"})
     return back(who, info, notice)
 
 
 @conference_page
 async def add_participant(request: Request, who: Principal, info: ConferenceInfo) -> Response:
     form = await read_form(request, who.session)
+    typed, role = first(form, "uri"), first(form, "role")
+    values: dict[str, object] = {"add-uri": typed, "add-role": role,
+                                 "add-mikey": "use_mikey" in form}  # fmt: skip
+    errors: dict[str, str] = {}
     try:
-        entry = AuthorizedEntry(first(form, "uri"), first(form, "role"), "use_mikey" in form)
-    except StoreError as exc:
-        return _detail(request, who, info, f"Participant not added: {exc}", 422)
-    entries = [*info.participants, entry]
-    return await _replace(request, who, info, entries, f"Authorized {entry.uri}.")
+        aor = parse_uri(typed)
+    except InvalidInput as exc:
+        errors["add-uri"] = str(exc)
+    else:
+        problem = duplicate_problem(aor, info.participants)
+        if problem:
+            errors["add-uri"] = problem
+    if role not in ROLES:
+        errors["add-role"] = "Choose participant or chair."
+    if errors:
+        return refuse(who.session, _page(info, "add-title"), errors, values)
+    entry = AuthorizedEntry(aor, role, "use_mikey" in form)
+    note = normalised_note(typed, aor)
+    notice = f"Authorized {aor} as {role}" + (f" ({note})." if note else ".")
+    return await _replace(request, who, info, [*info.participants, entry], notice)
 
 
 @conference_page
 async def update_participant(request: Request, who: Principal, info: ConferenceInfo) -> Response:
     form = await read_form(request, who.session)
-    uri = first(form, "uri")
+    uri, role = first(form, "uri"), first(form, "role")
     if uri not in {e.uri for e in info.participants}:
-        return _detail(request, who, info, f"{uri} is not on the list.", 422)
-    try:
-        changed = AuthorizedEntry(uri, first(form, "role"), "use_mikey" in form)
-    except StoreError as exc:
-        return _detail(request, who, info, f"Not saved: {exc}", 422)
+        return refuse(who.session, _page(info), {"form": f"{uri} is not on the list (any more)."})
+    if role not in ROLES:
+        return refuse(who.session, _page(info), {"form": "Choose participant or chair."})
+    changed = AuthorizedEntry(uri, role, "use_mikey" in form)
     entries = [changed if e.uri == uri else e for e in info.participants]
-    return await _replace(request, who, info, entries, f"Updated {uri}.")
+    return await _replace(request, who, info, entries, f"Updated {uri}: {role}.")
+
+
+def connected(request: Request, info: ConferenceInfo, aor: str) -> bool:
+    """Whether ``aor`` is in a call of ``info`` now (or being called)."""
+    roster = roster_document(web_state(request), info)["participants"]
+    live = ("connected", "on-hold", "ringing", "dialing")
+    return any(p.get("uri") == aor and p.get("state") in live for p in roster)  # type: ignore[attr-defined]
 
 
 @conference_page
@@ -305,23 +348,54 @@ async def remove_participant(request: Request, who: Principal, info: ConferenceI
     uri = first(form, "uri")
     entries = [e for e in info.participants if e.uri != uri]
     if len(entries) == len(info.participants):
-        return _detail(request, who, info, f"{uri} is not on the list.", 422)
-    return await _replace(request, who, info, entries, f"Removed {uri}; disconnected if in.")
+        return refuse(who.session, _page(info), {"form": f"{uri} is not on the list (any more)."})
+    if connected(request, info, uri) and first(form, "confirm") != "yes":
+        return refuse(who.session, _page(info), {}, {"confirm-remove": uri})
+    return await _replace(request, who, info, entries, f"Removed {uri} from the list; "
+                          "disconnected if in the conference.")  # fmt: skip
 
 
 @conference_page
 async def call(request: Request, who: Principal, info: ConferenceInfo) -> Response:
     form = await read_form(request, who.session)
+    target = first(form, "uri")
     try:
-        entry = actions.dial_out(request, info, first(form, "uri"))
+        entry = actions.dial_out(request, info, target)
     except actions.DialOutRefused as exc:
-        return _detail(request, who, info, f"Call not placed: {exc.detail}", exc.status)
+        return refuse(who.session, _page(info), {"form": f"Call to {target} not placed: "
+                                                 f"{exc.detail}."})  # fmt: skip
     return back(who, info, f"Calling {entry['uri']}: see the roster for its progress.")
 
 
 @conference_page
+async def post_chat(request: Request, who: Principal, info: ConferenceInfo) -> Response:
+    form = await read_form(request, who.session)
+    text = first(form, "text")
+    try:
+        sent = actions.post_chat(request, info, text)
+    except actions.ChatRefused as exc:
+        problem = "Write the message first." if exc.status == 422 and not text else exc.detail
+        return refuse(who.session, _page(info, "chat-title"), {"chat-text": problem},
+                      {"chat-text": text})  # fmt: skip
+    return back(who, info, f"Sent to the room as the conference ({sent} in the chat).")
+
+
+@conference_page
+async def lock(request: Request, who: Principal, info: ConferenceInfo) -> Response:
+    form = await read_form(request, who.session)
+    locked = first(form, "locked") == "yes"
+    await actions.update_policy(request, info, {"locked": locked})
+    notice = ("Locked: nobody new can join (those in stay)." if locked
+              else "Unlocked: authorized participants can join again.")  # fmt: skip
+    return back(who, info, notice)
+
+
+@conference_page
 async def delete(request: Request, who: Principal, info: ConferenceInfo) -> Response:
-    await read_form(request, who.session)
+    form = await read_form(request, who.session)
+    if first(form, "confirm") != "yes":
+        problem = "Tick the box to confirm: deleting disconnects everyone and cannot be undone."
+        return refuse(who.session, _page(info, "delete-title"), {"delete-confirm": problem})
     await actions.delete_conference(request, who, info)
     if who.session is not None:
         who.session.flash.append(f"Conference {info.name} deleted.")
@@ -339,5 +413,7 @@ routes = [
     Route("/conferences/{id:int}/participants/update", update_participant, methods=["POST"]),
     Route("/conferences/{id:int}/participants/remove", remove_participant, methods=["POST"]),
     Route("/conferences/{id:int}/call", call, methods=["POST"]),
+    Route("/conferences/{id:int}/lock", lock, methods=["POST"]),
+    Route("/conferences/{id:int}/chat", post_chat, methods=["POST"]),
     Route("/conferences/{id:int}/delete", delete, methods=["POST"]),
 ]

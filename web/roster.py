@@ -1,7 +1,9 @@
 """The live roster for the web page: Server-Sent Events (WHATWG HTML §9.2).
 
 ``GET /conferences/{id}/events`` streams ``event: roster`` messages whose data
-is the roster JSON (the same document as ``GET /api/conferences/{id}/roster``).
+is the roster JSON (the same document as ``GET /api/conferences/{id}/roster``),
+and ``event: chat`` messages with the room's recent chat (``GET …/chat``)
+whenever a message was relayed or posted.
 A message goes out when the focus reports a participant of this conference
 joining, changing or leaving (:meth:`focus.service.FocusService.subscribe`), and
 otherwise at most once a second when the SRTP packet counters moved.  A comment
@@ -41,6 +43,13 @@ async def _stream(state: WebState, conference_id: int, name: str) -> AsyncIterat
             wake.set()
 
     unsubscribe = state.services.focus.subscribe(listener)
+    relay = getattr(state.services.focus, "chat", None)
+    on_chat = getattr(relay, "on_chat", None)
+    history = getattr(relay, "history", None)
+    unsubscribe_chat = on_chat(lambda conference: wake.set() if conference == name else None) if (
+        on_chat is not None
+    ) else (lambda: None)  # fmt: skip
+    previous_chat = None
     state.sse_clients += 1
     started = last_sent = time.monotonic()
     previous = None
@@ -51,6 +60,11 @@ async def _stream(state: WebState, conference_id: int, name: str) -> AsyncIterat
             if info is None:
                 yield _message("gone", {"conference": name})
                 return
+            if history is not None:
+                chat_text = _message("chat", history(name))
+                if chat_text != previous_chat:
+                    previous_chat = chat_text
+                    yield chat_text
             text = _message("roster", roster_document(state, info))
             if text != previous:
                 previous, last_sent = text, time.monotonic()
@@ -65,6 +79,7 @@ async def _stream(state: WebState, conference_id: int, name: str) -> AsyncIterat
                 pass
     finally:
         unsubscribe()
+        unsubscribe_chat()
         state.sse_clients -= 1
 
 

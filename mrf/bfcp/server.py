@@ -97,6 +97,25 @@ class BfcpFloorServer:
     def find_conference(self, name: str) -> BfcpConference | None:
         return next((c for c in self.conferences.values() if c.name == name), None)
 
+    def decide(
+        self, conference_id: int, request_id: int, decision: S, status_info: str = ""
+    ) -> list[BfcpOutgoing]:
+        """A chair decision taken outside BFCP (the web control room), as a ChairAction
+        would take it (RFC 8855 §5.3.9): ``GRANTED`` puts a waiting request at the head
+        of the queue, ``DENIED`` ends it, ``REVOKED`` takes a granted floor back.
+        :class:`BfcpLocalError` for an unknown request or a decision its state forbids."""
+        conference = self.conferences.get(conference_id)
+        request = conference.requests.get(request_id) if conference is not None else None
+        if conference is None or request is None:
+            raise BfcpLocalError(f"no floor request {request_id} in conference {conference_id}")
+        before = conference.snapshot()
+        try:
+            self._apply_decision(conference, request, decision)
+        except BfcpRemoteError as exc:
+            raise BfcpLocalError(exc.reason) from None
+        request.status_info = status_info
+        return self._settle(conference, before, request.floors)
+
     def add_user(
         self, conference_id: int, uri: str, display_name: str = "", *, chair: bool = False
     ) -> int:

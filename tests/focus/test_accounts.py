@@ -95,3 +95,22 @@ def test_conference_queries_on_both_databases(store: ConferenceStore) -> None:
     with store.engine.connect() as connection:
         left = connection.execute(text("SELECT count(*) FROM authorized_participants")).scalar()
     assert left == 0
+
+
+def test_a_disabled_account_cannot_sign_in_nor_use_its_tokens(store: ConferenceStore) -> None:
+    store.create_account("ana", "a long password")
+    token = store.create_token("ana")
+    other = store.create_token("ana")
+    store.set_disabled("ana", True)
+    assert store.authenticate("ana", "a long password") is None
+    assert store.account_for_token(token) is None
+    store.set_disabled("ana", False)
+    assert store.authenticate("ana", "a long password") is not None
+    assert store.account_for_token(token) is not None, "kept while disabled"
+    listed = store.list_tokens("ana")
+    assert len(listed) == 2 and listed[0][0] < listed[1][0]
+    store.create_account("ben", "another password")
+    assert not store.revoke_token("ben", listed[0][0]), "not ben's token"
+    assert store.revoke_token("ana", listed[0][0])
+    assert store.account_for_token(token) is None and store.account_for_token(other) is not None
+    assert not store.revoke_token("ana", listed[0][0])

@@ -88,7 +88,10 @@ class Participant:
 
     def handle_cancel(self, endpoint: SipEndpoint, event) -> None:  # type: ignore[no-untyped-def]
         self.requests.append(event.request)
-        endpoint.respond(event.invite_key, make_response(event.request, 487))
+        # RFC 3261 §9.2: the 487 answers the INVITE (its CSeq method), not the CANCEL
+        invite = next((r for r in self.requests if r.method == "INVITE"
+                       and r.call_id == event.request.call_id), event.request)  # fmt: skip
+        endpoint.respond(event.invite_key, make_response(invite, 487))
 
     def handle_timeout(self, endpoint: SipEndpoint, event) -> None:  # type: ignore[no-untyped-def]
         pass
@@ -232,6 +235,26 @@ def test_ring_timeout_cancels(tmp_path: Path) -> None:
             await until(lambda: call.state == "failed")
             assert call.reason == "408 ring timeout"
             assert "CANCEL" in r.participant.methods() and len(r.media) == 0
+
+    run(main)
+
+
+def test_a_ringing_dial_out_is_cancelled_and_then_dismissed(tmp_path: Path) -> None:
+    """The web's Cancel: CANCEL, 487, failed in the roster; Dismiss drops the entry."""
+
+    async def main() -> None:
+        async with rig(tmp_path, mode="ring", ring_timeout=20) as r:
+            call = r.dialout.start("retro", r.bob)
+            await until(lambda: call.state == "ringing")
+            assert r.dialout.cancel(call.call_id)
+            await until(lambda: call.state == "failed")
+            assert r.participant.methods() == ["INVITE", "CANCEL"]
+            assert call.reason is not None and call.reason.startswith("487")
+            assert not r.dialout.cancel(call.call_id), "nothing left to cancel"
+            assert [e["state"] for e in r.focus.roster("retro")] == ["failed"]
+            assert r.dialout.dismiss(call.call_id) and r.focus.roster("retro") == []
+            assert not r.dialout.dismiss(call.call_id)
+            assert len(r.media) == 0
 
     run(main)
 

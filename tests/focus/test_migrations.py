@@ -50,6 +50,8 @@ def test_a_database_from_before_migrations_is_stamped_and_upgraded(tmp_path: Pat
     SQLModel.metadata.create_all(engine, tables=tables)
     with engine.begin() as connection:
         connection.execute(text("ALTER TABLE accounts DROP COLUMN sip_uri"))  # added by 0005
+        connection.execute(text("ALTER TABLE conferences DROP COLUMN locked"))  # added by 0004
+        connection.execute(text("ALTER TABLE accounts DROP COLUMN disabled"))  # added by 0004
         connection.execute(
             text(
                 "INSERT INTO conferences (name, created_at, updated_at, allow_anonymous, "
@@ -109,6 +111,33 @@ def test_0003_new_conferences_get_every_key_mode_old_ones_keep_theirs(database_u
         with store.engine.connect() as connection:
             left = connection.execute(text("SELECT COUNT(*) FROM authorized_participants"))
             assert left.scalar() == 1
+
+
+def test_0004_conferences_can_be_locked_and_stored_ones_stay_open(database_url: str) -> None:
+    """A database at revision 0003 with a conference and an account, upgraded: the
+    conference is not locked, the account not disabled."""
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "0003")
+        with engine.begin() as connection:
+            _insert(connection, "before", '["sdes"]')
+            connection.execute(text(
+                "INSERT INTO accounts (name, password_hash, is_admin, created_at) "
+                "VALUES ('ana', 'x', false, '2025-01-01')"
+            ))  # fmt: skip
+        assert migrate(engine) == HEAD
+    finally:
+        engine.dispose()
+    with ConferenceStore(database_url) as store:
+        before = store.get_conference("before")
+        assert before is not None and before.policy.locked is False
+        locked = store.update_policy("before", locked=True)
+        assert locked.policy.locked is True
+        assert store.get_conference("before").policy.locked is True  # type: ignore[union-attr]
+        ana = store.get_account("ana")
+        assert ana is not None and ana.disabled is False
+        assert store.set_disabled("ana", True).disabled is True
 
 
 def test_0005_0006_accounts_gain_a_sip_identity_and_invites_come_and_go(

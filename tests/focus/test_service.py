@@ -16,7 +16,7 @@ import pylibsrtp
 import pytest
 
 from focus.endpoint import SipEndpoint
-from focus.service import FocusConfig, FocusService
+from focus.service import LOCKED_WARNING, FocusConfig, FocusService
 from focus.sip.dialog import SipDialog, dialog_from_uac
 from focus.sip.message import SipHeaders, SipRequest, SipResponse
 from focus.sip.transaction import SipAddress
@@ -456,8 +456,11 @@ def test_in_dialog_requests_only_over_the_dialogs_flow(tmp_path: Path, transport
             other = SipEndpoint(ClientHandler())
             await other.listen_udp(HOST, 0)
             try:
-                for method, body in (("BYE", b""), ("UPDATE", b""),
-                                     ("INVITE", offer_sdp(40002, secrets.token_bytes(30)))):
+                for method, body in (
+                    ("BYE", b""),
+                    ("UPDATE", b""),
+                    ("INVITE", offer_sdp(40002, secrets.token_bytes(30))),
+                ):
                     hijack = dialog.create_request(method, body=body)
                     hijack.headers.set("CSeq", f"1000 {method}")
                     refused = await other.request(hijack, r.addresses[transport])
@@ -645,5 +648,36 @@ def test_registered_method_handlers_get_their_requests(tmp_path: Path) -> None:
             options.headers.remove("Via")
             allow = (await call(r, options)).headers.get_all("Allow")
             assert "SUBSCRIBE" in allow
+
+    run(main)
+
+
+def test_a_locked_conference_admits_no_new_joins_and_keeps_whoever_is_in(tmp_path: Path) -> None:
+    """Policy ``locked``: 403 with a Warning saying so; refusals are kept, newest first."""
+
+    async def main() -> None:
+        async with rig(tmp_path) as r:
+            alice = invite(r, "udp", "retro", offer_sdp(20000, secrets.token_bytes(30)))
+            assert (await call(r, alice)).status == 200
+            store = r.focus.directory.store  # type: ignore[attr-defined]
+            store.update_policy("retro", locked=True)
+            assert await r.focus.apply_policy("retro") == [], "the lock disconnects no one"
+            carol = invite(r, "udp", "retro", offer_sdp(20002, secrets.token_bytes(30)),
+                           from_uri="sip:carol@example.com")  # fmt: skip
+            refused = await call(r, carol)
+            assert refused.status == 403
+            assert refused.headers.get_all("Warning") == [f'399 127.0.0.1 "{LOCKED_WARNING}"']
+            assert LOCKED_WARNING == "the conference is locked: no new participants are admitted"
+            assert [e["uri"] for e in r.focus.roster("retro")] == ["sip:alice@example.com"]
+            mallory = invite(r, "udp", "retro", offer_sdp(20004, secrets.token_bytes(30)),
+                             from_uri="sip:mallory@example.com")  # fmt: skip
+            assert (await call(r, mallory)).status == 403
+            kept = r.focus.refusals("retro")
+            assert [(k["uri"], k["reason"]) for k in kept] == [
+                ("sip:mallory@example.com", "the identity in From is not on the authorized list"),
+                ("sip:carol@example.com", LOCKED_WARNING),
+            ]  # fmt: skip
+            assert all(str(k["at"]).endswith("+00:00") for k in kept)
+            assert r.focus.refusals("open") == []
 
     run(main)

@@ -204,3 +204,22 @@ def test_a_talking_stream_carries_the_talker_extension_and_stays_schema_valid() 
     notice = parse_conference_info(render_full(snapshot(alice, BOB), 3))
     assert notice.talking == {"sip:a@127.0.0.1:5070"}
     assert parse_conference_info(render_full(snapshot(ALICE, BOB), 4)).talking == set()
+
+
+def test_a_locked_conference_says_so_in_conference_state() -> None:
+    """Policy ``locked`` (web Lock) → RFC 4575 §5.5 ``conference-state/locked``, in the
+    full document and as a partial one when it changes."""
+    from focus.conference import ConferenceInfo, ConferencePolicy
+    from notify.roster import ConferenceRoster
+
+    def info(locked: bool) -> ConferenceInfo:
+        return ConferenceInfo(1, "retro", None, ConferencePolicy(locked=locked))
+
+    roster = ConferenceRoster("retro")
+    open_, locked = (roster.snapshot(info(v), [], CONF, "sip:127.0.0.1") for v in (False, True))
+    document = assert_valid(render_full(locked, 1))
+    assert document.findtext("c:conference-state/c:locked", namespaces=NS) == "true"
+    change = render_partial(open_, locked, 2)
+    assert change is not None
+    partial = assert_valid(change)
+    assert partial.findtext("c:conference-state/c:locked", namespaces=NS) == "true"

@@ -36,6 +36,8 @@ class FakeDialOut:
     def __init__(self, store: ConferenceStore) -> None:
         self.store = store
         self.started: list[tuple[str, str]] = []
+        self.cancelled: list[str] = []
+        self.dismissed: list[str] = []
 
     def start(self, conference: str, target: str) -> Any:
         from focus.dialout import DialOutError
@@ -47,6 +49,14 @@ class FakeDialOut:
             raise DialOutError(403, f"{target} is not on the authorized list")
         self.started.append((conference, target))
         return FakeCall(target)
+
+    def cancel(self, call_id: str) -> bool:
+        self.cancelled.append(call_id)
+        return True
+
+    def dismiss(self, call_id: str) -> bool:
+        self.dismissed.append(call_id)
+        return True
 
 
 @dataclass
@@ -72,9 +82,19 @@ class FakeFocus:
         self.stats = FakeStats()
         self.calls: list[Any] = []
         self.dialout: FakeDialOut | None = None
+        self.hung_up: list[str] = []
+        self.refused: dict[str, list[dict[str, object]]] = {}
 
     def roster(self, conference: str) -> list[dict[str, object]]:
-        return list(self.rosters.get(conference, []))
+        live = [c.roster_entry() for c in self.calls if c.conference.name == conference]
+        return list(self.rosters.get(conference, [])) + live
+
+    async def hang_up(self, call_id: str, reason: str) -> bool:
+        self.hung_up.append(call_id)
+        return self.find_call(call_id) is not None
+
+    def refusals(self, conference: str) -> list[dict[str, object]]:
+        return list(self.refused.get(conference, []))
 
     def find_call(self, call_id: str) -> Any:
         return next((c for c in self.calls if getattr(c, "call_id", None) == call_id), None)

@@ -77,7 +77,12 @@ def test_roster_comes_from_the_focus(client: TestClient, token: Auth, services: 
     }
     services.focus.rosters["retro"] = [entry]
     roster = client.get(f"/api/conferences/{conf['id']}/roster", headers=alice)
-    assert roster.json() == {"conference": "sip:retro@127.0.0.1", "participants": [entry]}
+    extended = {**entry, "nickname": None, "talking": False}  # what the focus did not say
+    assert roster.json() == {
+        "conference": "sip:retro@127.0.0.1",
+        "participants": [extended],
+        "floors": [],
+    }
 
 
 @pytest.mark.parametrize(
@@ -273,3 +278,196 @@ def test_mute_and_unmute_a_participant(client: TestClient, token: Auth, services
     assert wrong.status_code == 404 and not other.muted
     bob = token("bob")
     assert client.patch(url, json={"muted": True}, headers=bob).status_code == 404
+
+
+def test_chair_uri_is_the_role_of_a_listed_participant(client: TestClient, token: Auth) -> None:
+    """One place for the chair: ``policy.chair_uri`` sets the role; unlisted is a 422."""
+    alice = token("alice")
+    unlisted = client.post(
+        "/api/conferences",
+        json={"name": "retro", "policy": {"chair_uri": "sip:carol@127.0.0.1"}},
+        headers=alice,
+    )
+    assert unlisted.status_code == 422 and "not on the authorized list" in unlisted.json()["detail"]
+    conf = create(client, alice, participants=[{"uri": ALICE_URI}, {"uri": "sip:b@x"}],
+                  policy={"chair_uri": "<sips:b@X>"})  # fmt: skip
+    assert conf["participants"][1] == {"uri": "sip:b@x", "role": "chair", "use_mikey": False}
+    assert conf["policy"]["chair_uri"] == "sip:b@x"
+    url = f"/api/conferences/{conf['id']}"
+    patched = client.patch(url, json={"policy": {"chair_uri": ALICE_URI}}, headers=alice)
+    assert patched.status_code == 200, patched.text
+    roles = {p["uri"]: p["role"] for p in patched.json()["participants"]}
+    assert roles == {ALICE_URI: "chair", "sip:b@x": "chair"}
+    refused = client.patch(url, json={"policy": {"chair_uri": "sip:eve@x"}}, headers=alice)
+    assert refused.status_code == 422
+    demoted = client.put(f"{url}/participants", json={"participants": [{"uri": ALICE_URI}]},
+                         headers=alice)  # fmt: skip
+    assert demoted.json()["policy"]["chair_uri"] is None, "no stale chair beside the roles"
+
+
+def test_mute_all_hang_up_cancel_dismiss_and_refusals(
+    client: TestClient, token: Auth, services: FakeServices, store: ConferenceStore
+) -> None:
+    alice = token("alice")
+    conf = create(client, alice, participants=[{"uri": ALICE_URI}])
+    base = f"/api/conferences/{conf['id']}"
+    calls = [_LiveCall("retro", "c1@host"), _LiveCall("retro", "c2@host")]
+    services.focus.calls += calls
+    muted = client.patch(f"{base}/roster", json={"muted": True}, headers=alice)
+    assert muted.status_code == 200 and all(c.muted for c in calls)
+    assert all(p["muted"] for p in muted.json()["participants"])
+    assert client.patch(f"{base}/roster", json={"muted": 1}, headers=alice).status_code == 422
+    client.patch(f"{base}/roster", json={"muted": False}, headers=alice)
+    assert not any(c.muted for c in calls)
+    # Hang up keeps the authorization: a BYE, the list untouched
+    ended = client.delete(f"{base}/roster/c1@host", headers=alice)
+    assert ended.status_code == 200 and ended.json() == {"action": "hung-up"}
+    assert services.focus.hung_up == ["c1@host"] and services.focus.applied == []
+    assert store.get_conference("retro").authorized() == {ALICE_URI: "participant"}  # type: ignore[union-attr]
+    services.focus.dialout = FakeDialOut(store)
+    services.focus.rosters["retro"] = [
+        {"uri": ALICE_URI, "role": "participant", "state": "ringing", "joined_by": "dial-out",
+         "reason": None, "call_id": "d1", "media": []},
+        {"uri": ALICE_URI, "role": "participant", "state": "failed", "joined_by": "dial-out",
+         "reason": "486 Busy Here", "call_id": "d2", "media": []},
+    ]  # fmt: skip
+    cancel = client.delete(f"{base}/roster/d1", headers=alice)
+    assert cancel.json() == {"action": "cancelled"} and services.focus.dialout.cancelled == ["d1"]
+    dismiss = client.delete(f"{base}/roster/d2", headers=alice)
+    assert dismiss.json() == {"action": "dismissed"}
+    assert services.focus.dialout.dismissed == ["d2"]
+    assert client.delete(f"{base}/roster/nobody", headers=alice).status_code == 404
+    services.focus.calls.append(_LiveCall("elsewhere", "c9@host"))
+    assert client.delete(f"{base}/roster/c9@host", headers=alice).status_code == 404
+    assert "c9@host" not in services.focus.hung_up
+    # refusals, newest first, as the focus keeps them
+    eve = {"uri": "sip:eve@127.0.0.1", "reason": "the identity in From is not on the "
+           "authorized list", "status": 403, "at": "2026-12-07T23:00:00+00:00"}  # fmt: skip
+    services.focus.refused["retro"] = [eve]
+    assert client.get(f"{base}/refusals", headers=alice).json() == [eve]
+    # the lock is a policy field
+    locked = client.patch(base, json={"policy": {"locked": True}}, headers=alice)
+    assert locked.status_code == 200 and locked.json()["policy"]["locked"] is True
+    assert services.focus.applied == ["retro"], "applied live (the NOTIFY says locked)"
+    bob = token("bob")
+    for method, path, body in (("PATCH", f"{base}/roster", {"muted": True}),
+                               ("DELETE", f"{base}/roster/c2@host", None),
+                               ("GET", f"{base}/refusals", None)):  # fmt: skip
+        assert client.request(method, path, json=body, headers=bob).status_code == 404
+    assert services.focus.hung_up == ["c1@host"] and not calls[1].muted
+
+
+class _FakeFloor:
+    """mrf.floor.FloorControl's floors()/decide() surface, with one pending request."""
+
+    def __init__(self) -> None:
+        self.decided: list[tuple[str, int, int, bool]] = []
+        self.queue = [{"request_id": 7, "uri": ALICE_URI, "status": "pending"}]
+
+    def floors(self, conference: str) -> list[dict[str, object]]:
+        return [{"floor_id": 1, "holder": "sip:b@x", "queue": list(self.queue)}]
+
+    def decide(self, conference: str, floor_id: int, request_id: int, grant: bool) -> bool:
+        if (floor_id, request_id) != (1, 7) or not self.queue:
+            return False
+        self.decided.append((conference, floor_id, request_id, grant))
+        self.queue = []
+        return True
+
+
+def test_floors_and_the_owners_grant_or_deny(
+    client: TestClient, token: Auth, services: FakeServices
+) -> None:
+    alice = token("alice")
+    conf = create(client, alice)
+    base = f"/api/conferences/{conf['id']}"
+    assert client.get(f"{base}/floors", headers=alice).json() == [], "no BFCP: no floors"
+    floor = services.focus.floor = _FakeFloor()  # type: ignore[attr-defined]
+    listed = client.get(f"{base}/floors", headers=alice).json()
+    assert listed == [{"floor_id": 1, "holder": "sip:b@x", "queue": floor.queue}]
+    assert client.get(f"{base}/roster", headers=alice).json()["floors"] == listed
+    url = f"{base}/floors/1/requests/7"
+    assert client.post(url, json={"action": "maybe"}, headers=alice).status_code == 422
+    assert client.post(url, json={"action": "grant"}, headers=token("bob")).status_code == 404
+    assert floor.decided == [], "only the owner (or an admin) decides"
+    done = client.post(url, json={"action": "deny"}, headers=alice)
+    assert done.status_code == 200 and done.json()[0]["queue"] == []
+    assert floor.decided == [("retro", 1, 7, False)]
+    again = client.post(url, json={"action": "grant"}, headers=token("root"))
+    assert again.status_code == 404, "nothing is waiting any more"
+    assert client.post(f"{base}/floors/x/requests/7", json={"action": "grant"},
+                       headers=alice).status_code == 404  # fmt: skip
+
+
+class _FakeRelay:
+    """mrf.chat.ChatRelay's history()/post() surface."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, str, str]] = []
+        self.messages: list[dict[str, object]] = [
+            {"from": ALICE_URI, "nickname": "ana", "to": "sip:retro@127.0.0.1",
+             "text": "hi", "private": False, "at": "2026-12-07T23:00:00+00:00"},
+        ]  # fmt: skip
+
+    def history(self, conference: str) -> list[dict[str, object]]:
+        return list(self.messages)
+
+    def post(self, conference: str, conference_uri: str, text: str) -> int:
+        self.posted.append((conference, conference_uri, text))
+        return 2
+
+    def nicknames(self, conference: str) -> dict[str, str]:
+        return {"c1@host": "ana"}
+
+
+def test_chat_history_and_posting_as_the_conference(
+    client: TestClient, token: Auth, services: FakeServices
+) -> None:
+    alice = token("alice")
+    conf = create(client, alice)
+    url = f"/api/conferences/{conf['id']}/chat"
+    assert client.get(url, headers=alice).json() == []
+    assert client.post(url, json={"text": "x"}, headers=alice).status_code == 501
+    relay = services.focus.chat = _FakeRelay()  # type: ignore[attr-defined]
+    assert client.get(url, headers=alice).json() == relay.messages
+    services.focus.calls.append(_LiveCall("retro", "c1@host"))
+    roster = client.get(f"/api/conferences/{conf['id']}/roster", headers=alice).json()
+    assert [p["nickname"] for p in roster["participants"]] == ["ana"], "the chat nickname"
+    sent = client.post(url, json={"text": " welcome "}, headers=alice)
+    assert sent.status_code == 201 and sent.json() == {"sent_to": 2}
+    assert relay.posted == [("retro", "sip:retro@127.0.0.1", "welcome")]
+    for bad in ({"text": ""}, {"text": 5}, {"text": "x" * 1001}, {"words": "x"}):
+        assert client.post(url, json=bad, headers=alice).status_code == 422, bad
+    bob = token("bob")
+    assert client.get(url, headers=bob).status_code == 404
+    assert client.post(url, json={"text": "spoof"}, headers=bob).status_code == 404
+    assert len(relay.posted) == 1
+    # the page's form: post/redirect/get, CSRF-checked
+    csrf = sign_in(client, "alice")
+    page = f"/conferences/{conf['id']}"
+    assert client.post(f"{page}/chat", data={"text": "no token"}).status_code == 403
+    shown = client.post(f"{page}/chat", data={"text": "from the page", "csrf_token": csrf})
+    assert "Sent to the room as the conference" in shown.text and "“ana”" in shown.text
+    empty = client.post(f"{page}/chat", data={"text": "", "csrf_token": csrf})
+    assert "Write the message first" in empty.text and len(relay.posted) == 2
+
+
+def test_calls_that_ended_are_in_the_history_until_dismissed(
+    client: TestClient, token: Auth, services: FakeServices
+) -> None:
+    from focus.events import ParticipantLeft
+
+    alice = token("alice")
+    conf = create(client, alice)
+    base = f"/api/conferences/{conf['id']}/roster"
+    for listener in list(services.focus.listeners):
+        listener(ParticipantLeft("retro", "c7@host", ALICE_URI, "bye"))
+        listener(ParticipantLeft("elsewhere", "c8@host", ALICE_URI, "bye"))
+    (ended,) = client.get(base, headers=alice).json()["participants"]
+    assert (ended["uri"], ended["state"], ended["reason"]) == (ALICE_URI, "left", "bye")
+    assert ended["call_id"] == "ended-c7@host"
+    assert client.delete(f"{base}/ended-c8@host", headers=alice).status_code == 404
+    gone = client.delete(f"{base}/ended-c7@host", headers=alice)
+    assert gone.json() == {"action": "dismissed"}
+    assert client.get(base, headers=alice).json()["participants"] == []
+    assert services.focus.hung_up == [], "dismissing is not hanging up"

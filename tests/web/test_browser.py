@@ -83,7 +83,8 @@ def test_the_conference_pages_and_the_live_roster(server: MrfServer, tmp_path: P
 
             page.get_by_label("Name").fill("webconf")
             page.get_by_role("button", name="Create").click()
-            expect(page.locator("#uri")).to_have_value("sip:webconf@127.0.0.1")
+            # the dial-in URI carries the port the server listens on (docs/web.md)
+            expect(page.locator("#uri")).to_have_value(server.request_uri("webconf"))
             expect(page.get_by_role("status")).to_contain_text("Conference created")
             for uri, role in ((ALICE, "participant"), (BOB, "chair")):
                 page.get_by_label("SIP URI", exact=True).fill(uri)
@@ -120,6 +121,9 @@ def test_the_conference_pages_and_the_live_roster(server: MrfServer, tmp_path: P
             expect(row).not_to_contain_text("muted")
 
             page.get_by_role("button", name=f"Remove {ALICE}").click()
+            # she is connected: the page asks before it de-authorizes and hangs up
+            expect(page.get_by_role("heading", name=f"Remove {ALICE}?")).to_be_focused()
+            page.get_by_role("button", name="Remove and hang up").click()
             expect(page.get_by_role("status")).to_contain_text(f"Removed {ALICE}")
             closed = ua.wait_event({"CALL_CLOSED"}, 10)
             assert closed is not None, f"baresip was not disconnected: {ua.events}"
@@ -127,10 +131,12 @@ def test_the_conference_pages_and_the_live_roster(server: MrfServer, tmp_path: P
             expect(page.locator(f'#roster tr[data-uri="{ALICE}"]')).to_have_count(0)
             page.screenshot(path=shots / "5-removed.png", full_page=True)
 
+            page.locator("#policy > summary").click()  # the policy is folded until opened
             page.get_by_label("Allow anonymous callers").check()
             page.get_by_role("button", name="Save policy").click()
             expect(page.get_by_role("status")).to_contain_text("Policy saved")
             expect(page.get_by_label("Allow anonymous callers")).to_be_checked()
+            page.get_by_label("Yes, delete webconf and disconnect everyone").check()
             page.get_by_role("button", name="Delete conference webconf").click()
             expect(page).to_have_url(f"{base}/conferences")
             expect(page.get_by_text("No conferences yet.")).to_be_visible()

@@ -51,15 +51,29 @@ def test_xss_payloads_are_escaped_in_every_field(
             "media": [{"type": payload, "key_mode": payload, "packets_in": 1, "packets_out": 1}],
         }
     ]
+    services.focus.refused["xss"] = [
+        {"uri": payload, "reason": payload, "status": 403, "at": payload}
+    ]  # what a hostile caller can put in From reaches the refusals panel
+    from .test_api import _FakeRelay
+
+    relay = services.focus.chat = _FakeRelay()  # type: ignore[attr-defined]
+    relay.messages = [{"from": payload, "nickname": payload, "to": payload, "text": payload,
+                       "private": False, "at": payload}]  # fmt: skip
     csrf = sign_in(client, "alice")
     page = client.get(f"/conferences/{info.id}").text
     assert_escaped(payload, page)
     assert "<img src=x" not in page and "<svg" not in page
-    assert page.count(str(escape(payload))) >= 4, "the roster fields are shown, escaped"
+    assert page.count(str(escape(payload))) >= 9, "the roster, refusal and chat fields, escaped"
     # form fields echoed back after an error are escaped too
     echo = client.post("/conferences", data={"csrf_token": csrf, "name": payload})
-    assert echo.status_code == 422
+    assert echo.history[0].status_code == 303 and "field-error" in echo.text
     assert_escaped(payload, echo.text)
+    typed = client.post(
+        f"/conferences/{info.id}/participants",
+        data={"csrf_token": csrf, "uri": payload, "role": payload},
+    )
+    assert "field-error" in typed.text
+    assert_escaped(payload, typed.text)
     added = client.post(
         f"/conferences/{info.id}/participants",
         data={"csrf_token": csrf, "uri": payload, "role": "participant"},
@@ -71,7 +85,7 @@ def test_xss_payloads_are_escaped_in_every_field(
     wrong = login.post(
         "/login", data={"csrf_token": csrf_of(page.text), "name": payload, "password": "x" * 8}
     )
-    assert wrong.status_code == 401
+    assert wrong.history[0].status_code == 303 and "Wrong account name" in wrong.text
     assert_escaped(payload, wrong.text)
 
 
@@ -107,6 +121,13 @@ def test_creators_see_and_change_only_their_own_conferences(
         ("PUT", f"{base}/participants", {"participants": []}),
         ("POST", f"{base}/dial-out", {"uri": "sip:a@b"}),
         ("GET", f"{base}/roster", None),
+        ("PATCH", f"{base}/roster", {"muted": True}),
+        ("DELETE", f"{base}/roster/c1", None),
+        ("GET", f"{base}/refusals", None),
+        ("GET", f"{base}/chat", None),
+        ("POST", f"{base}/chat", {"text": "as bob"}),
+        ("GET", f"{base}/floors", None),
+        ("POST", f"{base}/floors/1/requests/1", {"action": "grant"}),
     ]
     for method, url, body in requests:
         response = client.request(method, url, json=body, headers=alice)
@@ -116,7 +137,8 @@ def test_creators_see_and_change_only_their_own_conferences(
     csrf = sign_in(client, "alice")
     assert client.get(f"/conferences/{conf['id']}").status_code == 404
     assert "bobs" not in client.get("/conferences").text
-    for action in ("policy", "participants", "participants/remove", "call", "delete"):
+    for action in ("policy", "participants", "participants/remove", "call", "delete", "lock",
+                   "chat"):  # fmt: skip
         response = client.post(
             f"/conferences/{conf['id']}/{action}", data={"csrf_token": csrf, "uri": "sip:a@b"}
         )
@@ -132,9 +154,11 @@ def test_ten_wrong_passwords_throttle_sign_in(client: TestClient) -> None:
     csrf = csrf_of(page.text)
     for attempt in range(10):
         wrong = client.post(
-            "/login", data={"csrf_token": csrf, "name": "alice", "password": f"wrong-{attempt}"}
+            "/login",
+            data={"csrf_token": csrf, "name": "alice", "password": f"wrong-{attempt}"},
+            follow_redirects=False,
         )
-        assert wrong.status_code == 401, attempt
+        assert wrong.status_code == 303, attempt
     throttled = client.post(
         "/login", data={"csrf_token": csrf, "name": "alice", "password": PASSWORD}
     )
@@ -176,3 +200,53 @@ def test_security_headers_everywhere(client: TestClient) -> None:
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["cache-control"] == "no-store", path
     assert "no-store" not in client.get("/static/style.css").headers.get("cache-control", "")
+
+
+def test_the_control_room_actions_need_the_csrf_token(
+    client: TestClient, store: ConferenceStore, services: FakeServices
+) -> None:
+    """Lock (a form) and mute all / hang up (API with the session cookie) without a token."""
+    owner = store.get_account("alice")
+    assert owner is not None
+    info = store.create_conference("room", owner_id=owner.id)
+    csrf = sign_in(client, "alice")
+    refused = client.post(f"/conferences/{info.id}/lock", data={"locked": "yes"})
+    assert refused.status_code == 403
+    assert store.get_conference("room").policy.locked is False  # type: ignore[union-attr]
+    api = f"/api/conferences/{info.id}/roster"
+    assert client.patch(api, json={"muted": True}).status_code == 403
+    assert client.delete(f"{api}/c1").status_code == 403
+    assert services.focus.hung_up == []
+    done = client.post(f"/conferences/{info.id}/lock", data={"locked": "yes", "csrf_token": csrf})
+    assert "Locked" in done.text and store.get_conference("room").policy.locked is True  # type: ignore[union-attr]
+    ok = client.patch(api, json={"muted": True}, headers={"X-CSRF-Token": csrf})
+    assert ok.status_code == 200
+
+
+def test_account_forms_need_the_csrf_token_and_guesses_are_throttled(
+    client: TestClient, store: ConferenceStore
+) -> None:
+    csrf = sign_in(client, "alice")
+    for path, data in (
+        ("/account/password", {"current": PASSWORD, "new": "x" * 12, "repeat": "x" * 12}),
+        ("/account/tokens", {}),
+        ("/account/tokens/revoke", {"token_id": "1"}),
+    ):
+        assert client.post(path, data=data).status_code == 403, path
+    mallory = {"name": "mallory", "password": "x" * 12}
+    assert (
+        client.post("/admin/accounts/create", data={**mallory, "csrf_token": csrf}).status_code
+        == 404
+    )
+    root = TestClient(client.app, base_url="http://127.0.0.1")
+    sign_in(root, "root")
+    assert root.post("/admin/accounts/create", data=mallory).status_code == 403
+    assert store.get_account("mallory") is None
+    assert store.authenticate("alice", PASSWORD) is not None and store.list_tokens("alice") == []
+    for attempt in range(10):  # guessing the current password counts as failed sign-ins
+        client.post("/account/password", data={"csrf_token": csrf, "current": f"guess-{attempt}",
+                                                "new": "x" * 12, "repeat": "x" * 12})  # fmt: skip
+    throttled = client.post("/account/password", data={
+        "csrf_token": csrf, "current": PASSWORD, "new": "x" * 12, "repeat": "x" * 12})  # fmt: skip
+    assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) > 0
+    assert store.authenticate("alice", PASSWORD) is not None, "not changed while throttled"

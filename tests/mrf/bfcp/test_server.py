@@ -104,6 +104,32 @@ def test_a_chair_decides_and_only_a_chair() -> None:
     assert _status(server.handle(_request(conf, b, 3)), b)[-1][1] == S.GRANTED
 
 
+def test_decide_is_a_chair_action_from_outside_bfcp() -> None:
+    """The web control room's Grant/Deny: the same rules and notifications as ChairAction."""
+    import pytest
+
+    from mrf.bfcp.errors import BfcpLocalError
+
+    server, conf, (a, b, c) = _setup(chair=False)
+    server.handle(_request(conf, a))  # granted: nobody held the floor
+    server.handle(_request(conf, b, 2))
+    server.handle(_request(conf, c, 3))  # queued behind b
+    out = server.decide(conf, 3, S.GRANTED)
+    assert _status(out, c) == [(3, S.ACCEPTED, 1)] and _status(out, b) == [(2, S.ACCEPTED, 2)]
+    out = server.decide(conf, 2, S.DENIED)
+    assert _status(out, b) == [(2, S.DENIED, 0)]
+    with pytest.raises(BfcpLocalError):
+        server.decide(conf, 2, S.DENIED)  # over already
+    with pytest.raises(BfcpLocalError):
+        server.decide(conf, 1, S.DENIED)  # a granted request cannot be denied, only revoked
+    with pytest.raises(BfcpLocalError):
+        server.decide(conf + 1, 3, S.GRANTED)
+    out = server.handle(
+        BfcpMessage(P.FLOOR_RELEASE, conf, 4, a, (BfcpAttribute(T.FLOOR_REQUEST_ID, 1),))
+    )
+    assert _status(out, c) == [(3, S.GRANTED, 0)]
+
+
 def test_errors_for_bad_ids_floors_and_beneficiaries() -> None:
     server, conf, (a, b, _, chair) = _setup(chair=True)
     assert _error(server.handle(_request(conf + 1, a))) == E.CONFERENCE_DOES_NOT_EXIST
