@@ -138,6 +138,14 @@ def test_0004_conferences_can_be_locked_and_stored_ones_stay_open(database_url: 
         ana = store.get_account("ana")
         assert ana is not None and ana.disabled is False
         assert store.set_disabled("ana", True).disabled is True
+        store.set_participants("before", ["sip:bob@example.com"])
+        store.create_token("ana")
+        with store.engine.begin() as connection:
+            command.downgrade(_alembic_config(connection), "0003")
+        with store.engine.connect() as connection:
+            kept = [connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
+                    for table in ("conferences", "authorized_participants", "api_tokens")]
+        assert kept == [1, 1, 1], "downgrading 0004 cascades to no child row"
 
 
 def test_0005_0006_accounts_gain_a_sip_identity_and_invites_come_and_go(

@@ -36,7 +36,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("accounts") as batch:
-        batch.drop_column("disabled")
-    with op.batch_alter_table("conferences") as batch:
-        batch.drop_column("locked")
+    # ALTER TABLE ... DROP COLUMN (SQLite >= 3.35 too): never batch mode here, whose copy
+    # and DROP of the table would cascade to its children (bearer tokens, participants)
+    op.drop_column("accounts", "disabled")
+    op.drop_column("conferences", "locked")
