@@ -151,6 +151,8 @@ def _invites_page(
         "who": who, "conference": info, "invites": rows, "link": link, "error": error,
         "lifetimes": INVITE_LIFETIMES,
     }  # fmt: skip
+    if error is not None:
+        context["errors"] = {"form": error}  # shown by base.html in the error style
     return pages.render(request, "invites.html", context, status)
 
 
