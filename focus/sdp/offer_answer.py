@@ -568,8 +568,10 @@ def _choose_crypto(
         chosen = same[0] if same else chosen
     key = chosen.keys[0]
     old = prev.crypto if prev is not None and prev.key_mode == "sdes" else None
-    if old is not None and (old.tag, old.suite) == (chosen.tag, chosen.suite) and (
-        old.remote_key_salt == key.key_salt
+    if (
+        old is not None
+        and (old.tag, old.suite) == (chosen.tag, chosen.suite)
+        and (old.remote_key_salt == key.key_salt)
     ):  # the offerer kept its key (e.g. ICE's updated offer): so do we, same objects
         remote, local = old.remote_key_salt, old.local_key_salt
     else:

@@ -143,8 +143,10 @@ def test_0004_conferences_can_be_locked_and_stored_ones_stay_open(database_url: 
         with store.engine.begin() as connection:
             command.downgrade(_alembic_config(connection), "0003")
         with store.engine.connect() as connection:
-            kept = [connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
-                    for table in ("conferences", "authorized_participants", "api_tokens")]
+            kept = [
+                connection.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar()
+                for table in ("conferences", "authorized_participants", "api_tokens")
+            ]
         assert kept == [1, 1, 1], "downgrading 0004 cascades to no child row"
 
 

@@ -140,8 +140,14 @@ def kamailio_factory(artifacts: Artifacts) -> Iterator[Callable[..., Kamailio]]:
     ) -> Kamailio:
         name = f"kamailio{len(made)}"
         made.append(
-            Kamailio(artifacts, as_uri=as_uri, listen_ip=listen_ip, tls_cfg=tls_cfg, name=name,
-                     assert_answerer=assert_answerer)  # fmt: skip
+            Kamailio(
+                artifacts,
+                as_uri=as_uri,
+                listen_ip=listen_ip,
+                tls_cfg=tls_cfg,
+                name=name,
+                assert_answerer=assert_answerer,
+            )  # fmt: skip
         )
         return made[-1]
 

@@ -43,8 +43,13 @@ async def serve(tmp_path: Path, *, trusted: tuple[str, ...] = ()) -> AsyncIterat
     )
     server = await start(load_settings(config, environ={}))
     server.store.create_conference(
-        "conf1", [(ALICE, "participant"), (CAROL, "chair"), (DAVE, "participant"),
-                  ("sip:bob@127.0.0.5", "participant")],  # fmt: skip
+        "conf1",
+        [
+            (ALICE, "participant"),
+            (CAROL, "chair"),
+            (DAVE, "participant"),
+            ("sip:bob@127.0.0.5", "participant"),
+        ],  # fmt: skip
     )
     try:
         async with asyncio.timeout(60):

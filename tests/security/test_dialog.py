@@ -160,9 +160,7 @@ def test_reinvite_from_another_flow_is_refused(room: Room, refusal: RefusalLog) 
     assert reinvite.response.body == b"" and diverted == 0
 
 
-def test_refer_as_the_chair_from_another_flow_is_refused(
-    room: Room, refusal: RefusalLog
-) -> None:
+def test_refer_as_the_chair_from_another_flow_is_refused(room: Room, refusal: RefusalLog) -> None:
     """Was authorized by Call-ID alone: carol could make the focus dial out as dora."""
     with SipProbe(room.server.sip, PROXY) as bob:
         refer_to = (("Refer-To", f"<{BOB}:{bob.port}>"),)
@@ -185,9 +183,7 @@ def test_refer_as_the_chair_from_another_flow_is_refused(
     assert invite is not None and len(rang) == 1
 
 
-def test_subscription_refresh_from_another_flow_is_refused(
-    room: Room, refusal: RefusalLog
-) -> None:
+def test_subscription_refresh_from_another_flow_is_refused(room: Room, refusal: RefusalLog) -> None:
     """Expires: 0 in dora's subscription dialog would end her roster updates."""
     server = room.server
     subscription = room.victim.request("SUBSCRIBE", server.room_uri, from_uri=DORA,

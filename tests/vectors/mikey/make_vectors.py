@@ -83,9 +83,7 @@ def describe(value: Any, indent: str = "") -> str:
     if isinstance(value, tuple):
         if not value:
             return "()"
-        return "\n".join(
-            [""] + [f"{indent}  - {describe(v, indent + '    ')}" for v in value]
-        )
+        return "\n".join([""] + [f"{indent}  - {describe(v, indent + '    ')}" for v in value])
     if isinstance(value, bool):
         return str(value)
     if isinstance(value, int):
@@ -170,7 +168,7 @@ def vectors() -> dict[str, bytes]:
     out["psk_i_message"] = bytes(psk_i_message())
     out["hdr_psk_init"] = bytes.fromhex("01000000123456780000")  # RFC 3830 §6.1 HDR
     out["hdr_srtp_id_map"] = bytes.fromhex(
-        "0100000012345678020001123456780000000002234567890000000" "1"
+        "01000000123456780200011234567800000000022345678900000001"
     )  # RFC 3830 §6.1.1 SRTP-ID map entries
     return out
 
