@@ -146,7 +146,9 @@ def _api(server: MrfServer, token: str, method: str, path: str, body: object = N
 
 def _carol(server: MrfServer, token: str) -> dict[str, Any]:
     roster = _api(server, token, "GET", "/api/conferences/1/roster")
-    found = [p for p in roster["participants"] if p["uri"] == CAROL]
+    found = [  # a call that is up, not the history of ended ones
+        p for p in roster["participants"] if p["uri"] == CAROL and p.get("state") != "left"
+    ]
     return found[0] if found else {}
 
 

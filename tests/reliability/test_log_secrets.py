@@ -137,18 +137,19 @@ def _web_session(port: int, token: str) -> None:
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
     base = f"http://127.0.0.1:{port}"
 
-    def sign_in(password: str) -> int:
+    def sign_in(password: str) -> tuple[int, str]:
+        """The status and the page the form's post/redirect/get lands on."""
         page = opener.open(f"{base}/login", timeout=10).read().decode()
         csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)[1]  # type: ignore[index]
         form = {"csrf_token": csrf, "name": "admin", "password": password}
         try:
             with opener.open(f"{base}/login", urllib.parse.urlencode(form).encode(), 10) as reply:
-                return int(reply.status)
+                return int(reply.status), urllib.parse.urlsplit(reply.geturl()).path
         except urllib.error.HTTPError as exc:
-            return exc.code
+            return exc.code, ""
 
-    assert sign_in(WRONG_PASSWORD) == 401
-    assert sign_in(ADMIN_PASSWORD) == 200  # redirected to /conferences, signed in
+    assert sign_in(WRONG_PASSWORD) == (200, "/login")  # refused: back on the form (docs/web.md)
+    assert sign_in(ADMIN_PASSWORD) == (200, "/conferences")  # redirected, signed in
     assert any(cookie.name == "mrf_session" for cookie in jar)
     request = urllib.request.Request(
         f"{base}/api/conferences", headers={"Authorization": f"Bearer {token}"}
