@@ -1,5 +1,6 @@
 """Account pages: your password and API tokens (``/account``), and for administrators
-the accounts (``/admin/accounts``): create, reset a password, disable or enable.
+the accounts (``/admin/accounts``): create, reset a password, disable or enable,
+set or clear the SIP identity a signed-in browser joins as.
 
 The same rules as every other form (:mod:`web.forms`): CSRF-checked, post/
 redirect/get with the errors at their fields.  A new API token is shown once,
@@ -27,7 +28,7 @@ from focus.accounts import (
 )
 from focus.conference import InvalidInput
 from web.auth import Principal
-from web.forms import first, read_form, redirect, refuse
+from web.forms import first, normalised_note, parse_uri, read_form, redirect, refuse
 from web.pages import Handler, error_page, render, signed_in
 from web.state import call_store, web_state
 
@@ -208,6 +209,36 @@ async def set_disabled(request: Request, who: Principal) -> Response:
     return redirect("/admin/accounts")
 
 
+@admin_only
+async def set_sip_uri(request: Request, who: Principal) -> Response:
+    """Set (an empty field: clear) an account's SIP identity; the error sits at its field."""
+    form = await read_form(request, who.session)
+    name, typed = first(form, "name"), first(form, "sip_uri")
+    store = web_state(request).store
+    target = await call_store(request, store.get_account, name)
+    if target is None:
+        return refuse(who.session, "/admin/accounts", {"form": f"No account named {name}."})
+    field = f"sip-{target.id}"
+    aor: str | None = None
+    if typed:
+        try:
+            aor = parse_uri(typed)
+        except InvalidInput as exc:
+            return refuse(who.session, "/admin/accounts", {field: str(exc)}, {field: typed})
+    try:
+        await call_store(request, store.set_sip_uri, name, aor)
+    except AccountNotFound:
+        return refuse(who.session, "/admin/accounts", {"form": f"No account named {name}."})
+    logger.info("account %s set the SIP identity of %s to %s", who.account.name, name, aor)
+    if aor is None:
+        _notice(who, f"SIP identity of {name} cleared: it can no longer join from the browser "
+                     "as a signed-in account.")  # fmt: skip
+    else:
+        note = normalised_note(typed, aor)
+        _notice(who, f"SIP identity of {name} set to {aor}" + (f" ({note})." if note else "."))
+    return redirect("/admin/accounts")
+
+
 routes = [
     Route("/account", account, methods=["GET"]),
     Route("/account/password", change_password, methods=["POST"]),
@@ -217,4 +248,5 @@ routes = [
     Route("/admin/accounts/create", create_account, methods=["POST"]),
     Route("/admin/accounts/password", reset_password, methods=["POST"]),
     Route("/admin/accounts/disable", set_disabled, methods=["POST"]),
+    Route("/admin/accounts/sip-uri", set_sip_uri, methods=["POST"]),
 ]

@@ -135,3 +135,69 @@ def test_administrators_create_reset_and_disable_accounts(
         == 403
     )
     assert not store.get_account("bob").disabled  # type: ignore[union-attr]
+
+
+def test_administrators_set_and_clear_an_accounts_sip_identity(
+    client: TestClient, store: ConferenceStore
+) -> None:
+    alice = store.get_account("alice")
+    assert alice is not None and alice.sip_uri is None
+    sign_in(client, "alice")
+    csrf = csrf_of(client.get("/conferences").text)
+    mine = client.post(
+        "/admin/accounts/sip-uri",
+        data={"csrf_token": csrf, "name": "alice", "sip_uri": "sip:alice@example.com"},
+    )
+    assert mine.status_code == 404, "a creator cannot set even their own identity"
+    assert store.get_account("alice").sip_uri is None  # type: ignore[union-attr]
+    root = TestClient(client.app, base_url="http://127.0.0.1")
+    csrf = sign_in(root, "root")
+    field = f"sip-{alice.id}"
+    page = root.get("/admin/accounts").text
+    assert f'<label class="sr-only" for="{field}">SIP identity of alice' in page
+    done = root.post(
+        "/admin/accounts/sip-uri",
+        data={"csrf_token": csrf, "name": "alice", "sip_uri": "sip:alice@example.com"},
+    )
+    assert done.history[0].status_code == 303
+    assert "SIP identity of alice set to sip:alice@example.com." in done.text
+    assert store.get_account("alice").sip_uri == "sip:alice@example.com"  # type: ignore[union-attr]
+    assert f'id="{field}" name="sip_uri" maxlength="512" autocomplete="off" ' \
+        'value="sip:alice@example.com"' in done.text  # fmt: skip
+    # normalised visibly, as the other address forms do
+    normalised = root.post(
+        "/admin/accounts/sip-uri",
+        data={"csrf_token": csrf, "name": "alice", "sip_uri": "sips:Alice@Example.COM:5061"},
+    )
+    assert (
+        "SIP identity of alice set to sip:Alice@example.com (saved as sip:Alice@example.com, "
+        "not “sips:Alice@Example.COM:5061”: sips: is stored as sip:" in normalised.text
+    )
+    assert store.get_account("alice").sip_uri == "sip:Alice@example.com"  # type: ignore[union-attr]
+    # an invalid address is refused at its field, what was typed is shown again
+    bad = root.post(
+        "/admin/accounts/sip-uri", data={"csrf_token": csrf, "name": "alice", "sip_uri": "bob"}
+    )
+    assert bad.history[0].status_code == 303
+    assert f'aria-invalid="true" aria-describedby="{field}-error"' in bad.text
+    assert f'<p class="field-error" id="{field}-error">“bob” has no “@”' in bad.text
+    assert 'value="bob"' in bad.text
+    assert store.get_account("alice").sip_uri == "sip:Alice@example.com"  # type: ignore[union-attr]
+    assert "field-error" not in root.get("/admin/accounts").text, "shown once"
+    unknown = root.post(
+        "/admin/accounts/sip-uri",
+        data={"csrf_token": csrf, "name": "nobody", "sip_uri": "sip:n@example.com"},
+    )
+    assert 'id="form-error"' in unknown.text and "No account named nobody." in unknown.text
+    # an empty field clears it
+    cleared = root.post(
+        "/admin/accounts/sip-uri", data={"csrf_token": csrf, "name": "alice", "sip_uri": " "}
+    )
+    assert "SIP identity of alice cleared" in cleared.text
+    assert store.get_account("alice").sip_uri is None  # type: ignore[union-attr]
+    # without the CSRF token nothing changes
+    forged = root.post(
+        "/admin/accounts/sip-uri", data={"name": "alice", "sip_uri": "sip:mallory@example.com"}
+    )
+    assert forged.status_code == 403
+    assert store.get_account("alice").sip_uri is None  # type: ignore[union-attr]

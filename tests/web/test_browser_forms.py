@@ -155,6 +155,19 @@ def test_forms_say_what_is_wrong_at_the_field(server: MrfServer, tmp_path: Path)
             page.get_by_role("button", name="Disable ana").click()
             expect(page.get_by_role("status")).to_contain_text("Account ana disabled")
             check_page(page, shots, "08-accounts")
+            sip_identity = page.get_by_role("textbox", name="SIP identity of ana")
+            sip_identity.fill("ana")
+            page.get_by_role("button", name="Save the SIP identity of ana").click()
+            expect(sip_identity).to_be_focused()
+            expect(sip_identity).to_have_attribute("aria-invalid", "true")
+            expect(page.locator("p.field-error")).to_contain_text("“ana” has no “@”")
+            check_page(page, shots, "09-accounts-sip-refused")
+            sip_identity.fill("sips:ana@Example.COM")
+            page.get_by_role("button", name="Save the SIP identity of ana").click()
+            expect(page.get_by_role("status")).to_contain_text(
+                "SIP identity of ana set to sip:ana@example.com (saved as"
+            )
+            expect(sip_identity).to_have_value("sip:ana@example.com")
 
             missing = page.goto(f"{base}/conferences/99")
             assert missing is not None and missing.status == 404
@@ -165,4 +178,4 @@ def test_forms_say_what_is_wrong_at_the_field(server: MrfServer, tmp_path: Path)
         finally:
             browser.close()
     assert heights["conference"]["desktop"] < 3000, heights
-    assert len(list(shots.glob("*.png"))) == 16
+    assert len(list(shots.glob("*.png"))) == 18

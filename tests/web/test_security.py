@@ -234,14 +234,22 @@ def test_account_forms_need_the_csrf_token_and_guesses_are_throttled(
     ):
         assert client.post(path, data=data).status_code == 403, path
     mallory = {"name": "mallory", "password": "x" * 12}
-    assert (
-        client.post("/admin/accounts/create", data={**mallory, "csrf_token": csrf}).status_code
-        == 404
+    admin_forms = (
+        ("/admin/accounts/create", mallory),
+        ("/admin/accounts/password", {"name": "bob", "password": "x" * 12}),
+        ("/admin/accounts/disable", {"name": "bob", "disabled": "yes"}),
+        ("/admin/accounts/sip-uri", {"name": "bob", "sip_uri": "sip:mallory@example.com"}),
     )
+    for path, data in admin_forms:  # 404 for a creator, even with the token
+        assert client.post(path, data={**data, "csrf_token": csrf}).status_code == 404, path
     root = TestClient(client.app, base_url="http://127.0.0.1")
     sign_in(root, "root")
-    assert root.post("/admin/accounts/create", data=mallory).status_code == 403
+    for path, data in admin_forms:  # 403 for an administrator without it
+        assert root.post(path, data=data).status_code == 403, path
     assert store.get_account("mallory") is None
+    bob = store.get_account("bob")
+    assert bob is not None and not bob.disabled and bob.sip_uri is None
+    assert store.authenticate("bob", PASSWORD) is not None
     assert store.authenticate("alice", PASSWORD) is not None and store.list_tokens("alice") == []
     for attempt in range(10):  # guessing the current password counts as failed sign-ins
         client.post("/account/password", data={"csrf_token": csrf, "current": f"guess-{attempt}",
