@@ -590,7 +590,7 @@ class FocusService:
             require_security=conference.policy.require_media_security,
             key_modes=modes,
             mki_suites=self.config.mki_suites,
-            msrp=self._chat_policy(conference),
+            msrp=self._chat_policy(conference, event.source.transport),
             bfcp=self._floor_policy(conference),
             mikey=mikey,
             sdes_refused=self._sdes_refused(event),
@@ -616,14 +616,17 @@ class FocusService:
             "(sip.sdes_requires_tls); use TLS, DTLS-SRTP or MIKEY-TICKET"
         )
 
-    def _chat_policy(self, conference: ConferenceInfo) -> SdpMsrpPolicy | None:
+    def _chat_policy(self, conference: ConferenceInfo, transport: str) -> SdpMsrpPolicy | None:
+        """The conference's chat policy; MSRP over WebSocket (RFC 7977) for a call that
+        came over SIP/WebSocket (its web session binds the ``/msrp`` connection too)."""
         if self.chat is None:
             return None
         secure = conference.policy.require_media_security
         fingerprint = "fingerprint" in conference.policy.key_modes
         return dataclasses.replace(
-            self.chat.policy, require_security=secure, fingerprint=fingerprint
-        )
+            self.chat.policy, require_security=secure, fingerprint=fingerprint,
+            websocket=transport in WEBSOCKET_TRANSPORTS, websocket_plain=transport == "ws",
+        )  # fmt: skip
 
     def _open_chat(self, call: FocusCall, plan: SdpAnswerPlan) -> None:
         """Set up (or keep) the MSRP session of each accepted m=message before the 200."""

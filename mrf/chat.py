@@ -112,6 +112,7 @@ class ChatSession:
     link: ChatLink | None = None
     nickname: str | None = None
     psk_port: int = 0  # this session's own TLS-PSK listener (0: the shared one)
+    websocket: bool = False  # MSRP over WebSocket (RFC 7977): bound by the web session
 
     def certificate_matches(self, der: bytes) -> bool:
         return fingerprints_match(der, self.fingerprints)
@@ -129,9 +130,17 @@ class _Relayed:
 class ChatLink:
     """One connection carrying MSRP: an MsrpConnection run by a :class:`StreamDriver`."""
 
-    def __init__(self, relay: ChatRelay, psk_session: ChatSession | None = None) -> None:
+    def __init__(
+        self,
+        relay: ChatRelay,
+        psk_session: ChatSession | None = None,
+        *,
+        websocket_identity: str | None = None,
+    ) -> None:
         self.relay = relay
         self.psk_session = psk_session  # a TLS-PSK link serves this session only
+        # a /msrp WebSocket link (RFC 7977) serves the sessions of its web session's identity
+        self.websocket_identity = websocket_identity
         self.msrp = MsrpConnection(relay.msrp_config, self._resolve, SpooledStorage)
         self.driver: StreamDriver[MsrpEvent] = StreamDriver(self.msrp, self)
         self.sessions: set[str] = set()
@@ -142,6 +151,17 @@ class ChatLink:
             return 481
         if session.link is not None and session.link is not self:
             return 506
+        if self.websocket_identity is not None or session.websocket:
+            # RFC 7977 §5: the web session's identity authenticates the connection,
+            # the a=path of the call's offer picks the session
+            if (
+                not session.websocket
+                or self.websocket_identity is None
+                or _aor(self.websocket_identity) != _aor(session.identity)
+                or from_path[-1] != session.remote_path[-1]
+            ):
+                return 403
+            return self._bind(session)
         if self.psk_session is not None or session.psk_port:
             if session is not self.psk_session or from_path[-1] != session.remote_path[-1]:
                 return 403
@@ -166,6 +186,10 @@ class ChatLink:
     def stream_open(self, driver: StreamDriver[MsrpEvent]) -> None:
         channel = driver.channel
         assert channel is not None
+        if self.websocket_identity is not None:
+            logger.info("MSRP WebSocket from %s for %s", channel.peer_address,
+                        self.websocket_identity)  # fmt: skip
+            return
         logger.info(
             "MSRP TLS from %s: %s %s", channel.peer_address, channel.version, channel.cipher
         )
@@ -309,12 +333,14 @@ class ChatRelay:
         assert self.streams is not None, "listen() first"
         session_id = self._offered.pop(call.call_id, None) or secrets.token_urlsafe(18)
         scheme = "msrps" if plan.msrp.secure else "msrp"
+        transport = "ws" if plan.msrp.websocket else "tcp"
         session = ChatSession(
             call.call_id, call.conference.name, call.conference_uri, call.participant,
-            MsrpUri(scheme, self.host, self.port, session_id),
+            MsrpUri(scheme, self.host, self.port, session_id, transport),
             parse_path(" ".join(plan.msrp.remote_path)), plan.msrp.remote_fingerprints,
+            websocket=plan.msrp.websocket,
         )  # fmt: skip
-        if plan.psk is not None and not plan.msrp.we_connect:
+        if plan.psk is not None and not plan.msrp.we_connect and not plan.msrp.websocket:
             # our own listener for this session (the answer goes out before anyone connects)
             session.psk_port = self.streams.listen_psk(
                 session_id, plan.psk, lambda: ChatLink(self, session).driver
@@ -329,7 +355,14 @@ class ChatRelay:
     def _local(self, session: ChatSession) -> SdpMsrpLocal:
         session_id = session.local.session_id or ""
         port = session.local.port or self.port
-        return SdpMsrpLocal(self.host, port, session_id, self.fingerprint)
+        secure = session.local.scheme == "msrps"
+        return SdpMsrpLocal(self.host, port, session_id, self.fingerprint, secure,
+                            session.local.transport)  # fmt: skip
+
+    def websocket_link(self, identity: str) -> ChatLink:
+        """A link for one ``/msrp`` WebSocket (RFC 7977) of a web session admitted as
+        ``identity``: it binds only that identity's WebSocket sessions, by their a=path."""
+        return ChatLink(self, websocket_identity=identity)
 
     def close(self, call: FocusCall) -> None:
         self._offered.pop(call.call_id, None)

@@ -22,6 +22,15 @@ Rules of :func:`plan_msrp` (the offer side is the participant):
   offer on the discard port 9 (RFC 4145 §4: it only connects, we never use
   its address); else the path URI is used.
 - ``a=max-size`` (RFC 4975 §8.6) of the offer limits what we send.
+- MSRP over WebSocket (RFC 7977): ``TCP/WSS/MSRP`` only when
+  ``policy.websocket`` (the INVITE came over SIP/WebSocket, whose web session
+  authenticates the ``/msrp`` connection too); ``TCP/WS/MSRP`` only when
+  ``policy.websocket_plain`` as well (SIP itself came over plain ``ws``, which
+  the web server offers on loopback only).  The browser always connects
+  (RFC 7977 §5.2: the WebSocket client), so ``a=setup`` and CEMA do not apply
+  and no ``a=fingerprint`` is needed: the WebSocket's TLS is the web server's,
+  and the connection is bound to the session by the web session's identity and
+  the ``a=path`` (:meth:`mrf.chat.ChatLink._resolve`).
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ __all__ = [
 
 TLS_PROTO = "TCP/TLS/MSRP"
 TCP_PROTO = "TCP/MSRP"
+WSS_PROTO = "TCP/WSS/MSRP"  # RFC 7977 §8
+WS_PROTO = "TCP/WS/MSRP"
 DISCARD_PORT = 9  # an active endpoint's m= port (RFC 4145 §4, RFC 6135 §4.1)
 _PATH_URI = re.compile(
     r"^msrps?://(?:[^@/;]*@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):([0-9]{1,5})/[^;\s]+;\S+$"
@@ -68,6 +79,8 @@ class SdpMsrpPolicy:
     accept_wrapped_types: tuple[str, ...] = ("text/plain", "*")
     max_size: int = 16 * 1024 * 1024
     chatroom: tuple[str, ...] = ("nickname", "private-messages")
+    websocket: bool = False  # TCP/WSS/MSRP acceptable (the call came over SIP/WebSocket)
+    websocket_plain: bool = False  # TCP/WS/MSRP too (SIP came over plain ws, loopback only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,7 @@ class SdpMsrpPlan:
     connect_port: int
     cema: bool
     remote_max_size: int | None
+    websocket: bool = False  # RFC 7977: the participant connects to /msrp on the web port
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +107,13 @@ class SdpMsrpLocal:
     session_id: str
     fingerprint: SdpFingerprint
     secure: bool = True
+    transport: str = "tcp"  # "ws": MSRP over WebSocket (RFC 7977 §6), host:port the web's
 
     @property
     def path(self) -> str:
         scheme = "msrps" if self.secure else "msrp"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}/{self.session_id};tcp"
+        return f"{scheme}://{host}:{self.port}/{self.session_id};{self.transport}"
 
 
 def plan_msrp(
@@ -111,6 +126,8 @@ def plan_msrp(
     """
     if media.port == 0:
         raise MsrpRejected("stream disabled in the offer (port 0)")
+    if media.proto in (WSS_PROTO, WS_PROTO):
+        return _plan_websocket(media, policy)
     secure = media.proto == TLS_PROTO
     if media.proto not in (TLS_PROTO, TCP_PROTO):
         raise MsrpRejected(f"transport {media.proto} is not MSRP")
@@ -145,6 +162,31 @@ def plan_msrp(
         connect_port=media.port if cema else port,
         cema=cema,
         remote_max_size=_max_size(media),
+    )
+
+
+def _plan_websocket(media: SdpMedia, policy: SdpMsrpPolicy) -> SdpMsrpPlan:
+    """RFC 7977: the participant is the WebSocket client of our ``/msrp``."""
+    secure = media.proto == WSS_PROTO
+    if not policy.websocket:
+        raise MsrpRejected(f"{media.proto} is offered only to calls over SIP/WebSocket")
+    if not secure and not policy.websocket_plain:  # never leaves the host
+        raise MsrpRejected("TCP/WS/MSRP only with SIP over plain ws on loopback")
+    _check_accept_types(media)
+    path = _path(media, secure)
+    if not path[-1].lower().endswith(";ws"):
+        raise MsrpRejected("the a=path of MSRP over WebSocket ends in ;ws (RFC 7977 §6)")
+    host, port = _first_hop(path[0])
+    return SdpMsrpPlan(
+        secure=secure,
+        remote_path=path,
+        remote_fingerprints=(),
+        we_connect=False,
+        connect_host=host,
+        connect_port=port,
+        cema=False,
+        remote_max_size=_max_size(media),
+        websocket=True,
     )
 
 
@@ -198,8 +240,10 @@ def _common_attributes(
     attributes += [
         SdpAttribute("path", local.path),
         SdpAttribute("max-size", str(max_size)),
-        SdpAttribute("msrp-cema"),
     ]
+    if local.transport == "ws":  # the web server's TLS; the web session binds it
+        return attributes
+    attributes.append(SdpAttribute("msrp-cema"))
     if local.secure:
         attributes.append(SdpAttribute("fingerprint", str(local.fingerprint)))
     return attributes

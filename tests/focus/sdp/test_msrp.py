@@ -95,7 +95,7 @@ def test_the_focus_answer_writes_the_message_line() -> None:
     assert stream.accepted and stream.key_mode == "fingerprint" and stream.msrp is not None
     answer = build_answer(session, planned, local_host="127.0.0.1", ports={}, session_id=1,
                           session_version=1, msrp_local={0: (LOCAL, POLICY)})  # fmt: skip
-    text = str(answer)
+    text = "\r\n".join(answer.lines())
     assert "m=message 2855 TCP/TLS/MSRP *\r\n" in text
     assert f"a=fingerprint:{OURS}\r\n" in text and "a=setup:passive\r\n" in text
     reparsed = SdpSession.parse(text)
@@ -252,3 +252,37 @@ def test_our_own_offer_is_accepted() -> None:
     parsed = SdpSession.parse(str(session))
     chat = plan_msrp(parsed, parsed.media[0], POLICY)
     assert chat.we_connect and (chat.connect_host, chat.connect_port) == ("127.0.0.1", 45000)
+
+
+# RFC 7977 §8 (an offer of a WebSocket client: the .invalid host, ;ws, port 9)
+WEBSOCKET = (
+    "m=message 9 TCP/WSS/MSRP *\r\na=accept-types:message/cpim text/plain\r\n"
+    "a=path:msrps://bzt3a5ctxcoc.invalid:2855/vq2ccqgl1p;ws\r\n"
+)
+
+
+def test_msrp_over_websocket_only_for_a_call_over_sip_websocket() -> None:
+    sdp = offer(WEBSOCKET)
+    with pytest.raises(MsrpRejected, match="SIP/WebSocket"):
+        plan_msrp(sdp, sdp.media[0], POLICY)
+    plan = plan_msrp(sdp, sdp.media[0], SdpMsrpPolicy(websocket=True))
+    assert plan.websocket and plan.secure and not plan.we_connect
+    assert plan.remote_path == ("msrps://bzt3a5ctxcoc.invalid:2855/vq2ccqgl1p;ws",)
+    local = SdpMsrpLocal("127.0.0.1", 2855, "focusSess1", OURS, transport="ws")
+    answer = msrp_answer_media(sdp.media[0], plan, local, SdpMsrpPolicy(websocket=True))
+    text = "\r\n".join(answer.lines())
+    assert "TCP/WSS/MSRP" in text and "a=path:msrps://127.0.0.1:2855/focusSess1;ws" in text
+    assert "a=fingerprint" not in text and "a=setup:passive" in text
+
+
+def test_plain_ws_msrp_only_with_sip_over_plain_ws() -> None:
+    plain = WEBSOCKET.replace("TCP/WSS/MSRP", "TCP/WS/MSRP").replace("msrps:", "msrp:")
+    sdp = offer(plain)
+    with pytest.raises(MsrpRejected, match="loopback"):
+        plan_msrp(sdp, sdp.media[0], SdpMsrpPolicy(websocket=True))
+    plan = plan_msrp(sdp, sdp.media[0], SdpMsrpPolicy(websocket=True, websocket_plain=True))
+    assert plan.websocket and not plan.secure
+    no_ws = plain.replace(";ws", ";tcp")
+    sdp = offer(no_ws)
+    with pytest.raises(MsrpRejected, match=";ws"):
+        plan_msrp(sdp, sdp.media[0], SdpMsrpPolicy(websocket=True, websocket_plain=True))
