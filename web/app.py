@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mrf.settings import Settings
 from web import accounts, api, invites, pages
+from web.msrp_socket import msrp_socket
 from web.roster import roster_events
 from web.sip_socket import sip_socket
 from web.state import WebServices, WebState
@@ -110,6 +111,7 @@ def create_app(settings: Settings, services: WebServices) -> Starlette:
         *invites.routes,
         *api.routes,
         WebSocketRoute("/sip", sip_socket),
+        WebSocketRoute("/msrp", msrp_socket),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),
     ]
     handlers = {

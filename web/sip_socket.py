@@ -52,13 +52,14 @@ def _loopback(host: str) -> bool:
         return host == "localhost"
 
 
-def check_upgrade(websocket: WebSocket, state: WebState) -> None:
-    """Transport, subprotocol and Origin (points 1-3 of the module docstring)."""
+def check_upgrade(websocket: WebSocket, state: WebState, subprotocol: str = SUBPROTOCOL) -> None:
+    """Transport, subprotocol and Origin (points 1-3 of the module docstring); the
+    ``/msrp`` route (:mod:`web.msrp_socket`) asks for its own ``subprotocol``."""
     scheme = websocket.url.scheme
     if scheme != "wss" and not _loopback(state.settings.web.host):
-        raise UpgradeRefused("SIP over plain ws is offered on loopback only; use wss")
-    if SUBPROTOCOL not in websocket.scope.get("subprotocols", []):
-        raise UpgradeRefused("the WebSocket subprotocol 'sip' was not requested")
+        raise UpgradeRefused("plain ws is offered on loopback only; use wss")
+    if subprotocol not in websocket.scope.get("subprotocols", []):
+        raise UpgradeRefused(f"the WebSocket subprotocol {subprotocol!r} was not requested")
     origin = websocket.headers.get("origin")
     host = websocket.headers.get("host")
     expected = f"{'https' if scheme == 'wss' else 'http'}://{host}"

@@ -37,6 +37,7 @@ def open_sip_socket(
     cookies: dict[str, str] | None = None,
     origin: str | None = "same",
     subprotocols: tuple[str, ...] = ("sip",),
+    path: str = "/sip",
 ) -> SipWebSocketProbe:
     """Upgrade ``<web>/sip`` (``web`` is ``http://host:port``); ``origin="same"`` sends
     the server's own origin, ``None`` none."""
@@ -46,7 +47,7 @@ def open_sip_socket(
     sent_origin = web if origin == "same" else origin
     try:
         connection = connect(
-            web.replace("http://", "ws://", 1) + "/sip",
+            web.replace("http://", "ws://", 1) + path,
             additional_headers=headers,
             origin=sent_origin,  # type: ignore[arg-type]
             subprotocols=list(subprotocols) or None,  # type: ignore[arg-type]
