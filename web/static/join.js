@@ -5,6 +5,11 @@
 // (RFC 4575) whose NOTIFYs fill the participant list, BYE to leave.  The server
 // binds the WebSocket to the web session's identity; what this page writes in
 // From is not what the focus admits.  No library, no build step: served as is.
+//
+// Chat: the INVITE also offers an m=message TCP/WSS/MSRP line (TCP/WS/MSRP over
+// plain ws; RFC 7977) that the RTCPeerConnection never sees; once in the call the
+// page opens /msrp, binds with a bodiless SEND and sends and receives CPIM
+// (RFC 7701) text.  The switch relays it as the web session's identity.
 "use strict";
 
 (() => {
@@ -22,6 +27,10 @@
   const remoteMeter = $("remote-level");
   const list = $("participants");
   const remoteAudio = $("remote-audio");
+  const chatLog = $("chat-log");
+  const chatForm = $("chat-form");
+  const chatText = $("chat-text");
+  const chatSend = $("chat-send");
 
   const random = (n) => Array.from(crypto.getRandomValues(new Uint8Array(n)),
     (b) => b.toString(16).padStart(2, "0")).join("");
@@ -35,8 +44,95 @@
   let call = null;        // {callId, from, to, cseq, target}
   let subscription = null;
   let leaving = null;
+  let chat = null;        // {socket, path, remote}: the MSRP session over /msrp
 
   function say(text) { status.textContent = text; }
+
+  // -- chat: MSRP over WebSocket (RFC 4975 framing, one message per WebSocket message) --
+  const msrpScheme = transport === "WSS" ? "msrps" : "msrp";
+  const chatPath = `${msrpScheme}://${host}:9/${random(10)};ws`;
+  const chatOffer = () => [`m=message 9 TCP/${transport}/MSRP *`, "c=IN IP4 0.0.0.0",
+    "a=accept-types:message/cpim text/plain", "a=accept-wrapped-types:text/plain",
+    `a=path:${chatPath}`, "a=setup:active", ""].join("\r\n");
+
+  function sections(sdp) {  // the session part, then one string per m= section
+    return sdp.split(/\r\n(?=m=)/);
+  }
+
+  function msrpFrame(tid, first, headers, body) {
+    const lines = [first, ...headers];
+    return lines.join("\r\n") + "\r\n" + (body === null ? "" : "\r\n" + body + "\r\n") +
+      `-------${tid}$\r\n`;
+  }
+
+  function chatShow(from, text, note = "") {
+    const item = document.createElement("li");
+    const who = document.createElement("span");
+    who.className = "uri";
+    who.textContent = from;
+    item.append(who, document.createTextNode(`: ${text}${note}`));
+    chatLog.append(item);
+  }
+
+  function chatOpen(remote) {
+    const socket = new WebSocket(socketUrl.replace(/\/sip$/, "/msrp"), "msrp");
+    chat = { socket, remote, sent: new Map() };
+    const paths = [`To-Path: ${remote}`, `From-Path: ${chatPath}`];
+    socket.onopen = () => {
+      const tid = random(8);  // RFC 4975 §7.1: the active end binds with a bodiless SEND
+      socket.send(msrpFrame(tid, `MSRP ${tid} SEND`,
+        [...paths, `Message-ID: ${random(8)}`, "Byte-Range: 1-0/0"], null));
+      chatSend.disabled = chatText.disabled = false;
+    };
+    socket.onmessage = (event) => { if (typeof event.data === "string") chatReceived(event.data); };
+    socket.onclose = () => { chatSend.disabled = chatText.disabled = true; };
+  }
+
+  function chatReceived(text) {
+    const split = text.indexOf("\r\n\r\n");
+    const head = (split < 0 ? text : text.slice(0, split)).split("\r\n");
+    const [, tid, method] = head[0].split(" ");
+    const get = (name) => {
+      const line = head.find((l) => l.toLowerCase().startsWith(name + ":"));
+      return line ? line.slice(name.length + 1).trim() : null;
+    };
+    if (method === "REPORT") {
+      const status = get("status") || "";
+      const id = get("message-id");
+      if (!status.startsWith("000 200") && chat.sent.has(id)) {
+        chatShow(identity, chat.sent.get(id), ` (not delivered: ${status.slice(4)})`);
+      }
+      return;
+    }
+    if (method !== "SEND") return;  // a response to ours
+    if ((get("failure-report") || "yes") !== "no") {
+      chat.socket.send(msrpFrame(tid, `MSRP ${tid} 200 OK`,
+        [`To-Path: ${get("from-path")}`, `From-Path: ${chatPath}`], null));
+    }
+    const end = text.lastIndexOf(`\r\n-------${tid}`);
+    const body = split < 0 || end < split ? "" : text.slice(split + 4, end);
+    if (!(get("byte-range") || "").startsWith("1-") || !text.endsWith("$\r\n")) return;
+    const [cpim, , ...rest] = body.split("\r\n\r\n");
+    const content = rest.join("\r\n\r\n");
+    const from = /^From:\s*(?:"[^"]*"\s*)?<([^>]*)>/im.exec(cpim || "");
+    if (from) chatShow(from[1], content);
+  }
+
+  function chatSubmit(event) {
+    event.preventDefault();
+    const text = chatText.value.trim();
+    if (!text || !chat || chat.socket.readyState !== WebSocket.OPEN) return;
+    const tid = random(8), id = random(8);
+    const body = `From: <${identity}>\r\nTo: <${conference}>\r\n\r\n` +
+      `Content-Type: text/plain;charset=utf-8\r\n\r\n${text}`;
+    const size = encoder.encode(body).length;
+    chat.socket.send(msrpFrame(tid, `MSRP ${tid} SEND`, [`To-Path: ${chat.remote}`,
+      `From-Path: ${chatPath}`, `Message-ID: ${id}`, `Byte-Range: 1-${size}/${size}`,
+      "Content-Type: message/cpim"], body));
+    chat.sent.set(id, text);
+    chatShow(identity, text);
+    chatText.value = "";
+  }
 
   function build(method, uri, headers, body = "", branch = random(8)) {
     const lines = [`${method} ${uri} SIP/2.0`,
@@ -92,8 +188,13 @@
       }
       call.to = message.get("to");
       call.target = uriOf(message.get("contact")) || conference;
-      pc.setRemoteDescription({ type: "answer", sdp: message.body }).then(() => {
+      const parts = sections(message.body);
+      const chatPart = parts.find((p) => p.startsWith("m=message ") && !p.startsWith("m=message 0 "));
+      const media = parts.filter((p) => !p.startsWith("m=message ")).join("\r\n").replace(/(\r\n)?$/, "\r\n");
+      pc.setRemoteDescription({ type: "answer", sdp: media }).then(() => {
         say("In the conference");
+        const path = chatPart && /^a=path:(\S+)/m.exec(chatPart);
+        if (path) chatOpen(path[1]);
         root.dataset.state = "in-call";
         muteButton.disabled = false;
         leaveButton.disabled = false;
@@ -198,7 +299,7 @@
       ws.send(build("INVITE", conference, [
         `From: ${call.from}`, `To: <${conference}>`, `Call-ID: ${call.callId}`, "CSeq: 1 INVITE",
         `Contact: ${contact}`, "Allow: INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY"],
-        pc.localDescription.sdp, call.branch));
+        pc.localDescription.sdp + chatOffer(), call.branch));
     };
     ws.onmessage = (event) => {
       if (typeof event.data !== "string") return;
@@ -236,6 +337,9 @@
     ws = null;
     if (pc) pc.close();
     pc = null;
+    if (chat) { chat.socket.onclose = null; chat.socket.close(); }
+    chat = null;
+    chatSend.disabled = chatText.disabled = true;
     if (stream) stream.getTracks().forEach((t) => t.stop());
     stream = null;
     if (audio) audio.close();
@@ -250,5 +354,6 @@
   joinButton.addEventListener("click", join);
   muteButton.addEventListener("click", toggleMute);
   leaveButton.addEventListener("click", () => leave());
+  chatForm.addEventListener("submit", chatSubmit);
   joinButton.hidden = muteButton.hidden = leaveButton.hidden = false;
 })();
