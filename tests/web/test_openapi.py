@@ -24,6 +24,7 @@ from web import create_app
 from web.openapi import OPENAPI
 
 from .conftest import FakeDialOut, FakeServices
+from .test_api import _FakeRelay
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,7 @@ def api() -> Iterator[tuple[Any, dict[str, str]]]:
         headers = {"Authorization": f"Bearer {store.create_token('alice')}"}
         services = FakeServices(store)
         services.focus.dialout = FakeDialOut(store)  # mrf serve has one (focus.dialout)
+        services.focus.chat = _FakeRelay()  # type: ignore[attr-defined]  # and a chat switch
         yield create_app(Settings(), services), headers
 
 
