@@ -32,7 +32,7 @@ def _call(call_id: str) -> SimpleNamespace:
 def _msrp_plan() -> SimpleNamespace:
     msrp = SimpleNamespace(
         secure=True, we_connect=False, remote_path=("msrps://127.0.0.1:9/abc;tcp",),
-        remote_fingerprints=(PRINT,),
+        remote_fingerprints=(PRINT,), websocket=False,
     )  # fmt: skip
     return SimpleNamespace(msrp=msrp, psk=SecretBytes(PSK))
 
